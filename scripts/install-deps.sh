@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages tern needs to build, test and benchmark.
+# Idempotent and non-interactive: packages already present are left alone, so a
+# second run costs one dpkg query. Run as root, or as a user who may sudo.
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
+  # libraries (DESIGN.md, Dependencies)
+  libasio-dev libssl-dev libc-ares-dev librocksdb-dev libtomlplusplus-dev
+  libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libreadline-dev
+  libcrypt-dev libpq-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # tests and benchmarks: real peers
+  python3 python3-pytest python3-aiosmtpd swaks postfix dnsmasq-base openssl tmux
+  procps psmisc
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+# Postfix is a benchmark and interop peer only: never let its package configure or
+# start a system mail service.
+echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,24 @@
+// The subcommands of the tern binary (SPEC §1). app/main.cpp only parses the
+// command line with CLI11 and calls one of these; each returns the exit code.
+// Errors go to stderr as one line starting with "tern: ".
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace CLI {
+class App;
+}
+
+namespace tern::cli {
+
+// Adds a subcommand with its options to app; the callback runs it and stores
+// the exit code in exit_code.
+void add_serve(CLI::App& app, int& exit_code);
+void add_queue(CLI::App& app, int& exit_code);
+void add_version(CLI::App& app, int& exit_code);
+
+// Shared: "tern: <message>" on stderr.
+void print_error(const std::string& message);
+
+}  // namespace tern::cli

@@ -1,0 +1,170 @@
+// `tern queue list|show ID [--json]`: what is in the spool (SPEC §1). Works
+// whether the server runs or not: the spool is opened read-only.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <ctime>
+
+#include "cli/commands.h"
+#include "config/config.h"
+#include "queue/spool.h"
+#include "smtp/headers.h"
+#include "util/text.h"
+
+namespace tern::cli {
+
+namespace {
+
+struct QueueOptions {
+  std::string config = "etc/tern.toml";
+  bool json = false;
+  std::uint64_t id = 0;
+  bool content = false;
+};
+
+std::string iso_time(std::int64_t ms) {
+  if (ms <= 0) return "";
+  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+nlohmann::json to_json(const queue::Envelope& e) {
+  nlohmann::json rcpts = nlohmann::json::array();
+  for (const auto& r : e.recipients) {
+    nlohmann::json j{{"address", r.address},
+                     {"status", queue::state_name(r.state)},
+                     {"attempts", r.attempts},
+                     {"local", r.local}};
+    if (!r.last_reply.empty()) j["last_reply"] = r.last_reply;
+    if (r.notify) j["notify"] = smtp::notify_text(r.notify);
+    if (!r.orcpt.empty()) j["orcpt"] = r.orcpt_type + ";" + r.orcpt;
+    rcpts.push_back(std::move(j));
+  }
+  nlohmann::json j{{"id", e.id},
+                   {"message_id", e.message_id},
+                   {"sender", e.sender},
+                   {"recipients", std::move(rcpts)},
+                   {"size", e.size},
+                   {"arrival", iso_time(e.arrival_ms)},
+                   {"next_attempt", iso_time(e.next_attempt_ms)},
+                   {"client", e.client_address},
+                   {"helo", e.client_helo},
+                   {"listener", e.listener}};
+  if (!e.envid.empty()) j["envid"] = e.envid;
+  if (e.ret != smtp::DsnRet::kUnspecified) j["ret"] = e.ret == smtp::DsnRet::kFull ? "FULL" : "HDRS";
+  if (!e.auth_user.empty()) j["auth_user"] = e.auth_user;
+  return j;
+}
+
+std::unique_ptr<queue::Spool> open_for_reading(const QueueOptions& o) {
+  auto config = config::load(o.config);
+  return queue::open_spool(config, queue::OpenMode::kReadOnly);
+}
+
+int list(const QueueOptions& o) {
+  auto spool = open_for_reading(o);
+  auto messages = spool->list();
+  if (o.json) {
+    nlohmann::json arr = nlohmann::json::array();
+    for (const auto& e : messages) arr.push_back(to_json(e));
+    std::printf("%s\n", arr.dump(2).c_str());
+    return 0;
+  }
+  if (messages.empty()) {
+    std::printf("The queue is empty.\n");
+    return 0;
+  }
+  std::uint64_t total = 0;
+  std::printf("%-15s %-20s %9s  %s\n", "InternalId", "Arrival (UTC)", "Size", "Sender / recipients");
+  for (const auto& e : messages) {
+    total += e.size;
+    std::printf("%-15llu %-20s %9llu  %s\n", static_cast<unsigned long long>(e.id),
+                iso_time(e.arrival_ms).c_str(), static_cast<unsigned long long>(e.size),
+                e.sender.empty() ? "<>" : e.sender.c_str());
+    for (const auto& r : e.recipients) {
+      std::printf("%47s%s (%s%s%s)\n", "", r.address.c_str(), std::string(queue::state_name(r.state)).c_str(),
+                  r.last_reply.empty() ? "" : ": ", r.last_reply.c_str());
+    }
+  }
+  std::printf("-- %zu message%s, %llu octets\n", messages.size(), messages.size() == 1 ? "" : "s",
+              static_cast<unsigned long long>(total));
+  return 0;
+}
+
+int show(const QueueOptions& o) {
+  auto spool = open_for_reading(o);
+  auto e = spool->find(o.id);
+  if (!e) {
+    print_error("no message with InternalId " + std::to_string(o.id) + " in the queue");
+    return 1;
+  }
+  auto content = spool->content(o.id).value_or("");
+  if (o.json) {
+    auto j = to_json(*e);
+    j["content"] = o.content ? content : content.substr(0, smtp::scan_headers(content).header_end);
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("InternalId:   %llu\n", static_cast<unsigned long long>(e->id));
+  std::printf("Message-ID:   %s\n", e->message_id.c_str());
+  std::printf("Sender:       %s\n", e->sender.empty() ? "<>" : e->sender.c_str());
+  std::printf("Arrival:      %s\n", iso_time(e->arrival_ms).c_str());
+  std::printf("Next attempt: %s\n", iso_time(e->next_attempt_ms).c_str());
+  std::printf("Size:         %llu octets\n", static_cast<unsigned long long>(e->size));
+  std::printf("Received from [%s] (%s) on listener %s%s%s\n", e->client_address.c_str(),
+              e->client_helo.c_str(), e->listener.c_str(), e->auth_user.empty() ? "" : ", authenticated as ",
+              e->auth_user.c_str());
+  if (!e->envid.empty()) std::printf("ENVID:        %s\n", e->envid.c_str());
+  std::printf("Recipients:\n");
+  for (const auto& r : e->recipients) {
+    std::printf("  %s  %s, %u attempt%s%s%s%s\n", r.address.c_str(), std::string(queue::state_name(r.state)).c_str(),
+                r.attempts, r.attempts == 1 ? "" : "s", r.notify ? ", NOTIFY=" : "",
+                r.notify ? smtp::notify_text(r.notify).c_str() : "", r.local ? ", local" : ", relay");
+    if (!r.last_reply.empty()) std::printf("    last: %s\n", r.last_reply.c_str());
+  }
+  std::string_view shown = content;
+  if (!o.content) shown = shown.substr(0, smtp::scan_headers(content).header_end);
+  std::printf("\n%.*s", static_cast<int>(shown.size()), shown.data());
+  return 0;
+}
+
+template <typename Fn>
+void guarded(int& exit_code, Fn fn) {
+  try {
+    exit_code = fn();
+  } catch (const config::ConfigError& e) {
+    print_error(std::string("bad configuration: ") + e.what());
+    exit_code = 2;
+  } catch (const std::exception& e) {
+    print_error(e.what());
+    exit_code = 1;
+  }
+}
+
+}  // namespace
+
+void add_queue(CLI::App& app, int& exit_code) {
+  auto o = std::make_shared<QueueOptions>();
+  auto* cmd = app.add_subcommand("queue", "Inspect and act on the queue");
+  cmd->require_subcommand(1);
+  auto common = [o](CLI::App* sub) {
+    sub->add_option("-c,--config", o->config, "configuration file")->capture_default_str();
+    sub->add_flag("--json", o->json, "machine-readable output");
+  };
+  auto* list_cmd = cmd->add_subcommand("list", "List queued messages");
+  common(list_cmd);
+  list_cmd->callback([o, &exit_code] { guarded(exit_code, [&] { return list(*o); }); });
+
+  auto* show_cmd = cmd->add_subcommand("show", "Show one message: envelope, recipients' states, headers");
+  common(show_cmd);
+  show_cmd->add_option("id", o->id, "InternalId")->required();
+  show_cmd->add_flag("--content", o->content, "print the whole message, not only its headers");
+  show_cmd->callback([o, &exit_code] { guarded(exit_code, [&] { return show(*o); }); });
+}
+
+}  // namespace tern::cli

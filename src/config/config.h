@@ -1,0 +1,105 @@
+// tern's configuration: the TOML file of SPEC §2 turned into typed values.
+// load() refuses a bad file with a ConfigError naming the file, the line and the
+// key (an unknown key is an error too: a typo must not silently do nothing).
+// Relative paths are resolved against the folder of the configuration file.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "util/cidr.h"
+
+namespace tern::config {
+
+enum class TlsMode { kNone, kStartTls, kImplicit };
+enum class AuthMode { kNone, kOptional, kRequired };
+
+struct Endpoint {
+  std::string host;  // "127.0.0.1", "::1", or a name
+  std::uint16_t port = 0;
+  std::string str() const;  // "127.0.0.1:25", "[::1]:25"
+  // Parses "host:port", "[v6]:port"; without a port, default_port.
+  static std::optional<Endpoint> parse(std::string_view text, std::uint16_t default_port = 0);
+};
+
+struct Listener {
+  std::string name;
+  Endpoint address;
+  TlsMode tls = TlsMode::kNone;
+  AuthMode auth = AuthMode::kNone;
+  std::uint64_t max_message_size = 37748736;
+  std::uint32_t max_recipients = 200;
+  std::filesystem::path certificate;
+  std::filesystem::path private_key;
+  bool require_tls = false;
+  bool allow_plaintext_auth = false;  // offer AUTH before TLS (loopback testing only)
+  std::uint32_t max_errors = 10;
+  std::uint64_t command_timeout_ms = 5 * 60 * 1000;  // RFC 5321 §4.5.3.2.7
+  std::uint32_t max_connections = 20000;
+};
+
+struct Mailbox {
+  std::string address;  // "kate@example.test"
+  std::filesystem::path maildir;
+  std::optional<Endpoint> lmtp;
+  std::string password;  // crypt(3) hash; empty: no AUTH for this user
+  std::vector<std::string> aliases;
+};
+
+struct Spool {
+  std::string backend = "rocksdb";
+  std::filesystem::path path;
+  std::uint64_t min_free = 64ull * 1024 * 1024;  // refuse mail (452 4.3.1) below this
+  std::string postgres;                          // connection string, backend = "postgres"
+};
+
+struct Queue {
+  std::vector<std::uint64_t> retry_ms{60'000, 300'000, 900'000, 1'800'000, 3'600'000};
+  std::uint64_t delay_notice_ms = 4ull * 3600 * 1000;
+  std::uint64_t expire_ms = 2ull * 86400 * 1000;
+};
+
+struct Dns {
+  std::vector<std::string> servers;  // "127.0.0.1:5353"; empty: the system resolver
+};
+
+struct Log {
+  std::filesystem::path directory;  // protocol and message tracking logs
+  bool protocol = true;
+};
+
+struct Config {
+  std::filesystem::path file;  // where it was loaded from
+  std::string hostname;
+  std::vector<Listener> listeners;
+  Spool spool;
+  std::vector<std::string> accepted_domains;  // lower case
+  std::vector<Mailbox> mailboxes;
+  std::vector<util::Cidr> relay_networks;
+  Queue queue;
+  Dns dns;
+  Log log;
+  unsigned threads = 0;  // event loops; 0 = one per core
+
+  const Mailbox* find_mailbox(std::string_view address) const;
+  bool accepts_domain(std::string_view domain) const;
+};
+
+class ConfigError : public std::runtime_error {
+ public:
+  ConfigError(const std::string& file, std::uint32_t line, const std::string& key,
+              const std::string& message);
+  std::string file;
+  std::uint32_t line;
+  std::string key;
+};
+
+Config load(const std::filesystem::path& file);
+// The same, from text (for tests); relative paths resolve against base.
+Config parse(const std::string& text, const std::filesystem::path& file_name);
+
+}  // namespace tern::config

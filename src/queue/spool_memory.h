@@ -1,0 +1,33 @@
+// A spool in memory, for unit tests: commits complete at once, in the calling
+// thread. fail_next lets a test play a full disk or an I/O error.
+#pragma once
+
+#include <map>
+#include <mutex>
+
+#include "queue/spool.h"
+
+namespace tern::queue {
+
+class MemorySpool final : public Spool {
+ public:
+  std::uint64_t next_id() override { return next_id_++; }
+  bool has_room(std::uint64_t) override { return room; }
+  void commit(NewMessage message, CommitCallback done) override;
+  std::vector<Envelope> list() override;
+  std::optional<Envelope> find(std::uint64_t id) override;
+  std::optional<std::string> content(std::uint64_t id) override;
+  CommitResult update(const Envelope& envelope) override;
+  CommitResult remove(std::uint64_t id) override;
+  void close() override {}
+
+  bool room = true;
+  SpoolStatus fail_next = SpoolStatus::kOk;
+
+ private:
+  std::mutex mu_;
+  std::uint64_t next_id_ = 1000;
+  std::map<std::uint64_t, std::pair<Envelope, std::string>> messages_;
+};
+
+}  // namespace tern::queue

@@ -1,0 +1,270 @@
+#include "server/connection.h"
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/post.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include "server/server_context.h"
+#include "smtp/replies.h"
+#include "util/text.h"
+
+namespace tern::server {
+
+using smtp::Reply;
+namespace replies = smtp::replies;
+
+namespace {
+
+std::string endpoint_text(const asio::ip::tcp::endpoint& ep) {
+  auto a = ep.address();
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+  std::string out = a.is_v6() ? "[" + a.to_string() + "]" : a.to_string();
+  out += ':';
+  out += std::to_string(ep.port());
+  return out;
+}
+
+std::string address_text(const asio::ip::tcp::socket& s) {
+  std::error_code ec;
+  auto ep = s.remote_endpoint(ec);
+  if (ec) return "unknown";
+  auto a = ep.address();
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+  return a.to_string();
+}
+
+std::string endpoint_of(const asio::ip::tcp::socket& s, bool local) {
+  std::error_code ec;
+  auto ep = local ? s.local_endpoint(ec) : s.remote_endpoint(ec);
+  return ec ? std::string("unknown") : endpoint_text(ep);
+}
+
+// Hands a message to the spool and resumes the coroutine on its own executor
+// once the spool has synced it.
+net::awaitable<queue::CommitResult> async_commit(queue::Spool& spool, queue::NewMessage message) {
+  auto executor = co_await asio::this_coro::executor;
+  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(queue::CommitResult)>(
+      [&spool, executor](auto handler, queue::NewMessage m) {
+        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+        auto work = std::make_shared<asio::executor_work_guard<asio::any_io_executor>>(executor);
+        spool.commit(std::move(m), [shared, work](queue::CommitResult result) {
+          asio::post(work->get_executor(), [shared, result = std::move(result)]() mutable {
+            (*shared)(std::move(result));
+          });
+        });
+      },
+      asio::use_awaitable, std::move(message));
+}
+
+constexpr std::size_t kCommandReadSize = 4096;
+constexpr std::size_t kDataReadSize = 65536;
+
+}  // namespace
+
+Connection::Connection(ServerContext& server, const config::Listener& listener,
+                       std::size_t listener_index, asio::ip::tcp::socket socket)
+    : server_(server),
+      listener_(listener),
+      listener_index_(listener_index),
+      stream_(std::move(socket)),
+      remote_address_(address_text(stream_.socket())),
+      log_(&server.protocol_log(), listener.name, endpoint_of(stream_.socket(), true),
+           endpoint_of(stream_.socket(), false)),
+      timer_(stream_.socket().get_executor()) {}
+
+Connection::~Connection() = default;
+
+void Connection::touch() {
+  deadline_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(listener_.command_timeout_ms);
+}
+
+void Connection::received(std::string_view line) { log_.event('<', line); }
+void Connection::info(std::string_view text) { log_.event('*', text); }
+
+void Connection::queue_reply(const Reply& reply) {
+  reply.append_wire(out_);
+  if (!log_.enabled()) return;
+  // A multi-line reply is one event, its lines joined by spaces (as Exchange logs EHLO).
+  std::string text = std::to_string(reply.code);
+  if (!reply.enhanced.empty()) text += " " + reply.enhanced;
+  for (const auto& l : reply.lines) text += " " + l;
+  log_.event('>', text);
+}
+
+void Connection::request_shutdown() {
+  asio::post(stream_.socket().get_executor(), [self = shared_from_this()] {
+    self->shutdown_requested_ = true;
+    if (self->phase_ == Phase::kWaitingCommand) self->stream_.cancel();
+  });
+}
+
+net::awaitable<void> Connection::watchdog() {
+  auto self = shared_from_this();
+  while (phase_ != Phase::kClosing) {
+    timer_.expires_at(deadline_);
+    co_await timer_.async_wait(net::use_tuple);
+    if (phase_ == Phase::kClosing) break;
+    if (std::chrono::steady_clock::now() >= deadline_ && io_pending_) {
+      timed_out_ = true;
+      stream_.cancel();
+      break;
+    }
+    if (std::chrono::steady_clock::now() >= deadline_) touch();  // busy (spool, DNS): not idle
+  }
+}
+
+net::awaitable<bool> Connection::flush() {
+  if (out_.empty()) co_return true;
+  touch();
+  io_pending_ = true;
+  auto [ec, n] = co_await stream_.write(asio::buffer(out_));
+  io_pending_ = false;
+  out_.clear();
+  if (out_.capacity() > 65536) std::string().swap(out_);
+  co_return !ec;
+}
+
+net::awaitable<bool> Connection::read_more() {
+  bool in_message = session_->reading_message();
+  phase_ = in_message ? Phase::kBusy : Phase::kWaitingCommand;
+  if (!in_message && shutdown_requested_) {
+    queue_reply(replies::kServiceNotAvailable);
+    co_await flush();
+    co_return false;
+  }
+  if (!in_message) in_.shrink_if_empty();
+  std::size_t want = in_message ? kDataReadSize : kCommandReadSize;
+  char* p = in_.prepare(want);
+  touch();
+  io_pending_ = true;
+  auto [ec, n] = co_await stream_.read_some(asio::buffer(p, in_.writable()));
+  io_pending_ = false;
+  phase_ = Phase::kBusy;
+  if (!ec) {
+    in_.commit(n);
+    co_return true;
+  }
+  if (timed_out_) {
+    info("timed out");
+    queue_reply(session_->timed_out());
+    co_await flush();
+  } else if (shutdown_requested_ && ec == asio::error::operation_aborted) {
+    queue_reply(replies::kServiceNotAvailable);
+    co_await flush();
+  } else if (in_message) {
+    info("connection lost while reading a message; nothing was queued");
+  }
+  co_return false;
+}
+
+net::awaitable<bool> Connection::start_tls() {
+  auto context = server_.tls_context(listener_index_);
+  if (!context) co_return false;
+  touch();
+  io_pending_ = true;
+  auto ec = co_await stream_.handshake(*context, true);
+  io_pending_ = false;
+  if (ec) {
+    info("TLS negotiation failed: " + ec.message());
+    co_return false;
+  }
+  info("TLS negotiation succeeded: " + net::tls_description(stream_.ssl()));
+  co_return true;
+}
+
+net::awaitable<Step> Connection::verify_credentials() {
+  auto delay = server_.auth_throttle().delay_for(remote_address_);
+  if (delay.count() > 0) {
+    asio::steady_timer wait(stream_.socket().get_executor(), delay);
+    co_await wait.async_wait(net::use_tuple);
+  }
+  Session* session = session_.get();
+  auto user = co_await asio::co_spawn(
+      server_.blocking_pool(),
+      [session]() -> net::awaitable<std::optional<std::string>> { co_return session->verify_credentials(); },
+      asio::use_awaitable);
+  if (user) server_.auth_throttle().succeeded(remote_address_);
+  else server_.auth_throttle().failed(remote_address_);
+  co_return session_->credentials_verified(std::move(user));
+}
+
+net::awaitable<Step> Connection::commit() {
+  queue::NewMessage message = session_->take_message();
+  const auto& e = message.envelope;
+  std::string recipients;
+  for (const auto& r : e.recipients) recipients += (recipients.empty() ? "" : ";") + r.address;
+  std::uint64_t id = e.id, size = e.size;
+  std::string message_id = e.message_id, sender = e.sender;
+  auto result = co_await async_commit(server_.spool(), std::move(message));
+  if (result.status == queue::SpoolStatus::kOk) {
+    server_.tracking_log().write({"RECEIVE", id, message_id, sender, recipients, remote_address_,
+                                  size, listener_.name});
+  } else {
+    info("spool refused the message: " + result.error);
+  }
+  co_return session_->committed(result);
+}
+
+net::awaitable<void> Connection::run() {
+  auto self = shared_from_this();
+  log_.event('+', "");
+  SessionEnv env;
+  env.config = &server_.config();
+  env.listener = &listener_;
+  env.spool = &server_.spool();
+  env.authenticator = server_.authenticator();
+  env.client.address = remote_address_;
+  env.client.ip = util::IpAddress::parse(remote_address_).value_or(util::IpAddress{});
+  env.tls_available = listener_.tls == config::TlsMode::kStartTls && server_.tls_context(listener_index_);
+  env.observer = this;
+  session_ = std::make_unique<Session>(env);
+  touch();
+  asio::co_spawn(stream_.socket().get_executor(), watchdog(), asio::detached);
+
+  bool open = true;
+  if (listener_.tls == config::TlsMode::kImplicit) {
+    open = co_await start_tls();
+    if (open) session_->tls_established();
+  }
+  if (open) queue_reply(session_->greeting());
+  while (open) {
+    Step step = session_->process(in_);
+    for (;;) {
+      if (step.reply) queue_reply(*step.reply);
+      if (step.action == Action::kCommit) step = co_await commit();
+      else if (step.action == Action::kVerifyCredentials) step = co_await verify_credentials();
+      else break;
+    }
+    switch (step.action) {
+      case Action::kContinue:
+        break;
+      case Action::kNeedInput:
+        open = co_await flush() && co_await read_more();
+        break;
+      case Action::kStartTls:
+        open = co_await flush();
+        in_.clear();  // RFC 3207 §4.2: nothing sent before the handshake is a command
+        open = open && co_await start_tls();
+        if (open) session_->tls_established();
+        break;
+      case Action::kClose:
+        co_await flush();
+        open = false;
+        break;
+      case Action::kCommit:
+      case Action::kVerifyCredentials:
+        break;
+    }
+  }
+  phase_ = Phase::kClosing;
+  timer_.cancel();
+  // No TLS close_notify exchange: QUIT has ended the session, and waiting for a
+  // peer's close_notify would let a silent peer hold the connection open.
+  stream_.close();
+  log_.event('-', "");
+  server_.detach(this, listener_index_);
+}
+
+}  // namespace tern::server

@@ -1,0 +1,169 @@
+#include "server/server.h"
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
+#include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <stdexcept>
+#include <thread>
+
+#include "server/connection.h"
+#include "smtp/replies.h"
+#include "tls/context.h"
+
+namespace tern::server {
+
+namespace {
+// How long sessions may take to finish their message after SIGTERM.
+constexpr auto kShutdownGrace = std::chrono::seconds(30);
+
+asio::ip::tcp::endpoint resolve_listener(const config::Listener& l) {
+  std::error_code ec;
+  auto address = asio::ip::make_address(l.address.host, ec);
+  if (!ec) return {address, l.address.port};
+  asio::io_context io;
+  asio::ip::tcp::resolver resolver(io);
+  auto results = resolver.resolve(l.address.host, std::to_string(l.address.port), ec);
+  if (ec || results.empty())
+    throw std::runtime_error("listener " + l.name + ": cannot resolve " + l.address.host);
+  return results.begin()->endpoint();
+}
+}  // namespace
+
+Server::Server(config::Config config) : config_(std::move(config)) {
+  spool_ = queue::open_spool(config_, queue::OpenMode::kServe);
+  protocol_log_ = std::make_unique<log::ProtocolLog>(config_.log.directory, config_.log.protocol);
+  tracking_log_ = std::make_unique<log::TrackingLog>(config_.log.directory);
+  context_ = std::make_unique<ServerContext>(config_, *spool_, *protocol_log_, *tracking_log_);
+  load_tls();
+
+  unsigned n = config_.threads ? config_.threads : std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < n; ++i) loops_.push_back(std::make_unique<asio::io_context>(1));
+
+  for (const auto& l : config_.listeners) {
+    auto endpoint = resolve_listener(l);
+    auto acceptor = std::make_unique<asio::ip::tcp::acceptor>(*loops_[0]);
+    std::error_code ec;
+    acceptor->open(endpoint.protocol(), ec);
+    if (!ec) acceptor->set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acceptor->bind(endpoint, ec);
+    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec)
+      throw std::runtime_error("listener " + l.name + ": cannot listen on " + l.address.str() + ": " +
+                               ec.message());
+    acceptors_.push_back(std::move(acceptor));
+  }
+}
+
+Server::~Server() = default;
+
+void Server::load_tls() {
+  for (std::size_t i = 0; i < config_.listeners.size(); ++i) {
+    const auto& l = config_.listeners[i];
+    if (l.tls == config::TlsMode::kNone) continue;
+    context_->set_tls_context(i, tls::server_context(l.certificate, l.private_key));
+  }
+}
+
+net::awaitable<void> Server::accept_loop(std::size_t index, asio::ip::tcp::acceptor& acceptor) {
+  const auto& listener = config_.listeners[index];
+  for (;;) {
+    auto& loop = *loops_[next_loop_++ % loops_.size()];
+    auto [ec, socket] = co_await acceptor.async_accept(loop, net::use_tuple);
+    if (stopping_ || ec == asio::error::operation_aborted) co_return;
+    if (ec) {
+      // Out of descriptors or memory: say so, breathe, go on.
+      spdlog::warn("listener {}: accept failed: {}", listener.name, ec.message());
+      asio::steady_timer pause(acceptor.get_executor(), std::chrono::milliseconds(100));
+      co_await pause.async_wait(net::use_tuple);
+      continue;
+    }
+    std::error_code ignored;
+    socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+    auto connection = std::make_shared<Connection>(*context_, listener, index, std::move(socket));
+    if (!context_->attach(connection, index)) {
+      connection.reset();
+      continue;
+    }
+    asio::co_spawn(loop, connection->run(), [connection](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        spdlog::error("session ended by an internal error: {}", ex.what());
+      }
+    });
+  }
+}
+
+void Server::stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  std::fprintf(stderr, "tern: stopping\n");
+  for (auto& a : acceptors_) {
+    std::error_code ignored;
+    a->close(ignored);
+  }
+  auto finish = [this] {
+    asio::post(*loops_[0], [this] {
+      for (auto& loop : loops_) loop->stop();
+    });
+  };
+  auto grace = std::make_shared<asio::steady_timer>(*loops_[0], kShutdownGrace);
+  grace->async_wait([grace, finish](std::error_code ec) {
+    if (!ec) finish();
+  });
+  context_->shutdown(finish);
+}
+
+int Server::run() {
+  for (std::size_t i = 0; i < acceptors_.size(); ++i) {
+    auto ep = acceptors_[i]->local_endpoint();
+    std::string where = ep.address().is_v6() ? "[" + ep.address().to_string() + "]:" + std::to_string(ep.port())
+                                             : ep.address().to_string() + ":" + std::to_string(ep.port());
+    std::fprintf(stderr, "tern: listening %s %s\n", config_.listeners[i].name.c_str(), where.c_str());
+    asio::co_spawn(*loops_[0], accept_loop(i, *acceptors_[i]), asio::detached);
+  }
+
+  asio::signal_set signals(*loops_[0], SIGINT, SIGTERM, SIGHUP);
+  std::function<void(std::error_code, int)> on_signal = [&](std::error_code ec, int sig) {
+    if (ec) return;
+    if (sig == SIGHUP) {
+      try {
+        load_tls();
+        spdlog::info("certificates reloaded");
+      } catch (const std::exception& e) {
+        spdlog::error("certificates not reloaded, keeping the old ones: {}", e.what());
+      }
+      signals.async_wait(on_signal);
+      return;
+    }
+    stop();
+  };
+  signals.async_wait(on_signal);
+
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  for (auto& loop : loops_) work.push_back(asio::make_work_guard(*loop));
+  std::vector<std::thread> threads;
+  for (std::size_t i = 1; i < loops_.size(); ++i) threads.emplace_back([this, i] { loops_[i]->run(); });
+  std::fprintf(stderr, "tern: ready (%zu event loops, spool %s)\n", loops_.size(),
+               config_.spool.path.c_str());
+  std::fflush(stderr);
+  loops_[0]->run();
+  for (auto& t : threads) t.join();
+  signals.cancel();
+  spool_->close();
+  protocol_log_->flush();
+  tracking_log_->flush();
+  std::fprintf(stderr, "tern: stopped\n");
+  return 0;
+}
+
+}  // namespace tern::server

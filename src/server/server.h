@@ -1,0 +1,46 @@
+// `tern serve`: the event loops (one per core, DESIGN.md principle 2), the
+// listeners with their acceptors, the spool and the logs, and the signals —
+// SIGTERM/SIGINT for a graceful stop (stop accepting, let sessions finish their
+// message, 421 to idle ones, flush the spool), SIGHUP to reload certificates.
+#pragma once
+
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <memory>
+#include <vector>
+
+#include "config/config.h"
+#include "log/protocol_log.h"
+#include "log/tracking_log.h"
+#include "net/awaitable.h"
+#include "queue/spool.h"
+#include "server/server_context.h"
+
+namespace tern::server {
+
+class Server {
+ public:
+  // Opens the spool and binds every listener; throws std::runtime_error with
+  // a message for the administrator when it cannot.
+  explicit Server(config::Config config);
+  ~Server();
+  // Runs until SIGTERM/SIGINT; returns the process exit code.
+  int run();
+
+ private:
+  net::awaitable<void> accept_loop(std::size_t listener_index, asio::ip::tcp::acceptor& acceptor);
+  void load_tls();
+  void stop();
+
+  config::Config config_;
+  std::unique_ptr<queue::Spool> spool_;
+  std::unique_ptr<log::ProtocolLog> protocol_log_;
+  std::unique_ptr<log::TrackingLog> tracking_log_;
+  std::unique_ptr<ServerContext> context_;
+  std::vector<std::unique_ptr<asio::io_context>> loops_;
+  std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> acceptors_;
+  std::size_t next_loop_ = 0;
+  bool stopping_ = false;
+};
+
+}  // namespace tern::server

@@ -1,0 +1,73 @@
+// What every inbound connection shares: configuration, spool, logs, TLS
+// contexts, the pool for blocking work, and the registry of live connections
+// that shutdown walks. Owned by Server; connections hold a reference.
+#pragma once
+
+#include <asio/any_io_executor.hpp>
+#include <asio/ssl/context.hpp>
+#include <asio/thread_pool.hpp>
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "config/config.h"
+#include "log/protocol_log.h"
+#include "log/tracking_log.h"
+#include "queue/spool.h"
+#include "server/auth.h"
+#include "server/auth_throttle.h"
+
+namespace tern::server {
+
+class Connection;
+
+class ServerContext {
+ public:
+  ServerContext(const config::Config& config, queue::Spool& spool, log::ProtocolLog& protocol_log,
+                log::TrackingLog& tracking_log);
+  ~ServerContext();
+
+  const config::Config& config() const { return config_; }
+  queue::Spool& spool() { return spool_; }
+  const Authenticator* authenticator() const { return authenticator_.has_users() ? &authenticator_ : nullptr; }
+  log::ProtocolLog& protocol_log() { return protocol_log_; }
+  log::TrackingLog& tracking_log() { return tracking_log_; }
+  AuthThrottle& auth_throttle() { return throttle_; }
+  asio::thread_pool& blocking_pool() { return blocking_; }
+
+  // The TLS context of a listener (null for tls = none); replaced on SIGHUP.
+  std::shared_ptr<asio::ssl::context> tls_context(std::size_t listener) const;
+  void set_tls_context(std::size_t listener, std::shared_ptr<asio::ssl::context> context);
+
+  // Live connections, for shutdown and limits.
+  bool attach(const std::shared_ptr<Connection>& connection, std::size_t listener);
+  void detach(Connection* connection, std::size_t listener);
+  std::size_t live_connections() const { return live_.load(); }
+  // Asks every connection to finish; on_idle runs once none is left.
+  void shutdown(std::function<void()> on_idle);
+  bool shutting_down() const { return shutting_down_.load(); }
+
+ private:
+  const config::Config& config_;
+  queue::Spool& spool_;
+  log::ProtocolLog& protocol_log_;
+  log::TrackingLog& tracking_log_;
+  Authenticator authenticator_;
+  AuthThrottle throttle_;
+  asio::thread_pool blocking_{2};
+
+  mutable std::mutex tls_mu_;
+  std::vector<std::shared_ptr<asio::ssl::context>> tls_;
+
+  std::mutex registry_mu_;
+  std::unordered_map<Connection*, std::weak_ptr<Connection>> connections_;
+  std::vector<std::size_t> per_listener_;
+  std::atomic<std::size_t> live_{0};
+  std::atomic<bool> shutting_down_{false};
+  std::function<void()> on_idle_;
+};
+
+}  // namespace tern::server

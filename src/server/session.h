@@ -1,0 +1,158 @@
+// The inbound SMTP session as a state machine with no I/O (DESIGN.md principle 1).
+//
+// The connection code feeds bytes through an InputBuffer and calls process();
+// each Step carries at most one reply and tells the caller what to do next:
+// keep going, read more bytes, make the pending message durable (kCommit, then
+// committed()), start TLS, or close. Handlers never write; replies come from
+// smtp/replies.h. The verbs are split by group: session_hello.cpp (greeting,
+// EHLO/HELO, RSET, NOOP, VRFY, HELP, QUIT), session_mail.cpp (MAIL, RCPT and the
+// relay policy), session_data.cpp (DATA, BDAT, the message and its headers),
+// session_auth.cpp (STARTTLS, AUTH).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.h"
+#include "queue/spool.h"
+#include "server/auth.h"
+#include "smtp/address.h"
+#include "smtp/command.h"
+#include "smtp/data_stream.h"
+#include "smtp/input_buffer.h"
+#include "smtp/params.h"
+#include "smtp/reply.h"
+#include "util/cidr.h"
+
+namespace tern::server {
+
+
+struct ClientInfo {
+  std::string address;  // "127.0.0.1", "::1"
+  util::IpAddress ip;
+};
+
+// Sees what the session reads, for the protocol log (SPEC §5). Secrets never
+// reach it: AUTH exchanges are masked before received() is called.
+class SessionObserver {
+ public:
+  virtual ~SessionObserver() = default;
+  virtual void received(std::string_view line) = 0;
+  virtual void info(std::string_view text) = 0;
+};
+
+struct SessionEnv {
+  const config::Config* config = nullptr;
+  const config::Listener* listener = nullptr;
+  queue::Spool* spool = nullptr;
+  const Authenticator* authenticator = nullptr;  // null: no AUTH on this listener
+  ClientInfo client;
+  bool tls_available = false;  // STARTTLS can be offered
+  bool tls_active = false;     // the connection is already encrypted (implicit TLS)
+  SessionObserver* observer = nullptr;
+};
+
+enum class Action { kContinue, kNeedInput, kCommit, kStartTls, kVerifyCredentials, kClose };
+
+struct Step {
+  std::optional<smtp::Reply> reply;
+  Action action = Action::kContinue;
+};
+
+class Session {
+ public:
+  explicit Session(SessionEnv env);
+  ~Session();
+
+  smtp::Reply greeting() const;
+  Step process(smtp::InputBuffer& in);
+  // After Action::kCommit: the message to make durable, then its outcome.
+  queue::NewMessage take_message();
+  Step committed(const queue::CommitResult& result);
+  // After Action::kStartTls, once the handshake succeeded (RFC 3207 §4.2:
+  // forget everything, the client must say EHLO again).
+  void tls_established();
+
+  smtp::Reply timed_out() const;
+  bool reading_message() const { return mode_ == Mode::kData || mode_ == Mode::kChunk; }
+  bool tls_active() const { return env_.tls_active; }
+  const std::string& authenticated_user() const { return auth_user_; }
+  std::uint32_t messages_accepted() const { return messages_accepted_; }
+  // The id and Message-ID of the message being committed (for logs).
+  std::uint64_t pending_id() const { return committing_id_; }
+  // After Action::kVerifyCredentials: check the password (slow, off the event
+  // loop; reads only the configuration), then hand the result back.
+  std::optional<std::string> verify_credentials() const;
+  Step credentials_verified(std::optional<std::string> user);
+
+ private:
+  enum class Mode { kCommand, kData, kChunk, kAuth };
+
+  struct Transaction {
+    bool active = false;
+    smtp::Address sender;
+    smtp::MailParams params;
+    std::vector<queue::Recipient> recipients;
+    std::string content;
+    bool chunking = false;  // BDAT used in this transaction
+    bool too_big = false;
+  };
+
+  // session.cpp
+  Step command(smtp::InputBuffer::LineResult line);
+  Step answer(smtp::Reply reply, Action action = Action::kContinue);
+  void reset_transaction();
+  bool may_relay() const;
+
+  // session_hello.cpp
+  Step cmd_hello(std::string_view arg, bool extended);
+  Step cmd_rset(std::string_view arg);
+  Step cmd_noop(std::string_view arg);
+  Step cmd_vrfy(std::string_view arg);
+  Step cmd_help(std::string_view arg);
+  Step cmd_quit(std::string_view arg);
+  smtp::Reply ehlo_reply() const;
+
+  // session_mail.cpp
+  Step cmd_mail(std::string_view arg);
+  Step cmd_rcpt(std::string_view arg);
+
+  // session_data.cpp
+  Step cmd_data(std::string_view arg);
+  Step cmd_bdat(std::string_view arg);
+  Step read_data(smtp::InputBuffer& in);
+  Step read_chunk(smtp::InputBuffer& in);
+  Step finish_message();
+  std::string received_header(std::uint64_t id) const;
+
+  // session_auth.cpp
+  Step cmd_starttls(std::string_view arg);
+  Step cmd_auth(std::string_view arg);
+  Step auth_response(std::string_view line);
+  bool auth_offered() const;
+
+  SessionEnv env_;
+  Mode mode_ = Mode::kCommand;
+  std::string helo_;  // empty until EHLO/HELO
+  bool extended_ = false;
+  std::string auth_user_;
+  Transaction tx_;
+  std::optional<smtp::DataDecoder> decoder_;
+  std::uint64_t chunk_remaining_ = 0;
+  std::uint64_t chunk_size_ = 0;
+  bool chunk_last_ = false;
+  std::optional<smtp::Reply> chunk_error_;
+  queue::NewMessage pending_;
+  std::uint64_t committing_id_ = 0;
+  std::string committing_message_id_;
+  std::uint32_t errors_ = 0;
+  std::uint32_t auth_failures_ = 0;
+  std::uint32_t messages_accepted_ = 0;
+  std::optional<SaslExchange> sasl_;
+};
+
+}  // namespace tern::server

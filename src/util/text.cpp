@@ -1,0 +1,128 @@
+#include "util/text.h"
+
+#include <charconv>
+#include <limits>
+
+namespace tern::util {
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+  return true;
+}
+
+bool istarts_with(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+std::string to_lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = ascii_lower(c);
+  return out;
+}
+
+std::string to_upper(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = ascii_upper(c);
+  return out;
+}
+
+std::string_view trim_right(std::string_view s) {
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  return s;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  return trim_right(s);
+}
+
+std::vector<std::string_view> split(std::string_view s, char sep) {
+  std::vector<std::string_view> out;
+  size_t start = 0;
+  for (;;) {
+    size_t pos = s.find(sep, start);
+    if (pos == std::string_view::npos) {
+      out.push_back(s.substr(start));
+      return out;
+    }
+    out.push_back(s.substr(start, pos - start));
+    start = pos + 1;
+  }
+}
+
+std::optional<std::uint64_t> parse_uint(std::string_view s) {
+  if (s.empty() || s.size() > 20) return std::nullopt;
+  std::uint64_t value = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+  if (ec != std::errc() || ptr != s.data() + s.size()) return std::nullopt;
+  return value;
+}
+
+bool is_ascii(std::string_view s) {
+  for (unsigned char c : s)
+    if (c >= 0x80) return false;
+  return true;
+}
+
+namespace {
+// Splits "15m" into (15, "m"); the number part must be present.
+std::optional<std::pair<std::uint64_t, std::string_view>> number_and_unit(std::string_view s) {
+  s = trim(s);
+  size_t i = 0;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+  auto number = parse_uint(s.substr(0, i));
+  if (!number) return std::nullopt;
+  return std::make_pair(*number, trim(s.substr(i)));
+}
+
+std::optional<std::uint64_t> scaled(std::uint64_t n, std::uint64_t factor) {
+  if (factor != 0 && n > std::numeric_limits<std::uint64_t>::max() / factor) return std::nullopt;
+  return n * factor;
+}
+}  // namespace
+
+std::optional<std::uint64_t> parse_duration_ms(std::string_view s) {
+  auto parts = number_and_unit(s);
+  if (!parts) return std::nullopt;
+  auto [n, unit] = *parts;
+  if (unit == "ms") return n;
+  if (unit.empty() || unit == "s") return scaled(n, 1000);
+  if (unit == "m") return scaled(n, 60'000);
+  if (unit == "h") return scaled(n, 3'600'000);
+  if (unit == "d") return scaled(n, 86'400'000);
+  return std::nullopt;
+}
+
+std::optional<std::uint64_t> parse_size(std::string_view s) {
+  auto parts = number_and_unit(s);
+  if (!parts) return std::nullopt;
+  auto [n, unit] = *parts;
+  if (unit.empty() || iequals(unit, "b")) return n;
+  if (iequals(unit, "k") || iequals(unit, "kb")) return scaled(n, 1024);
+  if (iequals(unit, "m") || iequals(unit, "mb")) return scaled(n, 1024 * 1024);
+  if (iequals(unit, "g") || iequals(unit, "gb")) return scaled(n, 1024ull * 1024 * 1024);
+  return std::nullopt;
+}
+
+std::string printable(std::string_view s, std::size_t max) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : s) {
+    if (out.size() >= max) {
+      out += "...";
+      break;
+    }
+    if (c < 0x20 || c > 0x7e || c == '\\') {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += char(c);
+    }
+  }
+  return out;
+}
+
+}  // namespace tern::util
