@@ -88,11 +88,12 @@ Step Session::command(InputBuffer::LineResult line) {
   const VerbRule* rule = nullptr;
   for (const auto& r : kRules)
     if (r.verb == cmd.verb) rule = &r;
+  std::size_t limit = rule ? rule->line_limit : smtp::kCommandLineLimit;
+  if (line.line.size() + 2 > limit) return answer(replies::kLineTooLong);
   if (!rule) {
     if (cmd.verb == Verb::kExpn) return answer(replies::kNotImplemented);
     return answer(replies::kUnrecognized);
   }
-  if (line.line.size() + 2 > rule->line_limit) return answer(replies::kLineTooLong);
   if (!rule->before_tls && env_.listener->require_tls && !env_.tls_active)
     return answer(replies::kMustStartTls);
   if (cmd.verb == Verb::kEhlo || cmd.verb == Verb::kHelo)

@@ -1,0 +1,163 @@
+"""Helpers for tern's integration tests: start a real `tern serve` on free
+loopback ports with a configuration written for the test, talk SMTP to it
+line by line, and read its queue with the real `tern queue` command.
+
+Nothing here sleeps to synchronise: the server is ready when it has printed
+`tern: ready` on stderr, and replies are read from the socket.
+"""
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import textwrap
+import time
+
+TERN = os.environ.get("TERN_BINARY", str(pathlib.Path(__file__).resolve().parents[2] / "build" / "tern"))
+HOSTNAME = "mail.example.test"
+
+
+def base_config(listeners, extra=""):
+    """A configuration with example.test accepted and kate@/postmaster@ mailboxes."""
+    text = textwrap.dedent(f"""\
+        hostname = "{HOSTNAME}"
+        [spool]
+        path = "spool"
+        min_free = "1MB"
+        [domains]
+        accepted = ["example.test"]
+        [[mailbox]]
+        address = "kate@example.test"
+        maildir = "mail/kate"
+        [[mailbox]]
+        address = "postmaster@example.test"
+        maildir = "mail/postmaster"
+        [log]
+        directory = "log"
+        """)
+    text += extra + "\n"
+    for name, body in listeners:
+        text += f'[[listener]]\nname = "{name}"\naddress = "127.0.0.1:0"\n{body}\n'
+    return text
+
+
+class TernServer:
+    """A `tern serve` process with its own folder, config, spool and logs."""
+
+    def __init__(self, folder, config_text):
+        self.folder = pathlib.Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.config = self.folder / "tern.toml"
+        self.config.write_text(config_text)
+        self.proc = None
+        self.ports = {}
+        self.stderr_lines = []
+
+    def start(self, timeout=20):
+        self.ports = {}
+        self.stderr_lines = []
+        self.proc = subprocess.Popen([TERN, "serve", "--config", str(self.config)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline()
+            if not line:
+                raise RuntimeError("tern serve exited: " + "".join(self.stderr_lines))
+            self.stderr_lines.append(line)
+            parts = line.split()
+            if line.startswith("tern: listening"):
+                host, _, port = parts[3].rpartition(":")
+                self.ports[parts[2]] = int(port)
+            if line.startswith("tern: ready"):
+                return self
+        raise RuntimeError("tern serve did not get ready")
+
+    @property
+    def port(self):
+        return next(iter(self.ports.values()))
+
+    def stop(self, timeout=30):
+        """SIGTERM and wait; returns the exit code and the rest of stderr."""
+        if not self.proc or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rest = self.proc.communicate(timeout=timeout)[1]
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rest = self.proc.communicate()[1]
+        self.stderr_lines.append(rest or "")
+        return self.proc.returncode
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    def queue(self, *args):
+        out = subprocess.run([TERN, "queue", *args, "--config", str(self.config)],
+                             capture_output=True, text=True, timeout=60)
+        return out
+
+    def queue_json(self):
+        out = self.queue("list", "--json")
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    def log_text(self, prefix):
+        return "".join(p.read_text() for p in sorted((self.folder / "log").glob(prefix + "*.log")))
+
+
+class Client:
+    """An SMTP client that shows replies exactly as they come, like Telnet."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=30):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.file = self.sock.makefile("rb")
+
+    def reply(self):
+        """One reply, all its lines, as text with CR LF removed per line."""
+        lines = []
+        while True:
+            raw = self.file.readline()
+            if not raw:
+                raise ConnectionError("connection closed; got " + repr(lines))
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            lines.append(line)
+            if len(line) < 4 or line[3] != "-":
+                return "\n".join(lines)
+
+    def send(self, data):
+        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
+
+    def cmd(self, line):
+        self.send(line + "\r\n")
+        return self.reply()
+
+    def closed(self):
+        """True when the server has closed the connection (reads EOF)."""
+        try:
+            return self.file.read(1) == b""
+        except (ConnectionResetError, socket.timeout):
+            return False
+
+    def close(self):
+        """Really closes: the makefile() reader holds the socket open otherwise."""
+        try:
+            self.file.close()
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
