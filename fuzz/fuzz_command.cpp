@@ -22,7 +22,8 @@ void check_path(std::string_view text, bool utf8) {
   std::string again = "<" + p.address.str() + ">";
   auto q = parse_path(again, utf8);
   if (q.status != PathStatus::kOk || q.address.str() != p.address.str()) __builtin_trap();
-  if (p.address.local.size() > kMaxLocalPart || p.address.domain.size() > kMaxDomain) __builtin_trap();
+  if (p.address.local.size() > kMaxLocalPart || p.address.domain.size() > kMaxDomain)
+    __builtin_trap();
 }
 
 }  // namespace

@@ -46,7 +46,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
   Result whole = run(input, input.size());
   Result parts = run(input, split < input.size() ? split : input.size());
-  if (whole.done != parts.done || whole.used != parts.used || whole.out != parts.out) __builtin_trap();
+  if (whole.done != parts.done || whole.used != parts.used || whole.out != parts.out)
+    __builtin_trap();
   if (!whole.done) return 0;
   std::string resent = dot_stuff(whole.out);
   Result again = run(resent, resent.size());

@@ -56,7 +56,8 @@ nlohmann::json to_json(const queue::Envelope& e) {
                    {"helo", e.client_helo},
                    {"listener", e.listener}};
   if (!e.envid.empty()) j["envid"] = e.envid;
-  if (e.ret != smtp::DsnRet::kUnspecified) j["ret"] = e.ret == smtp::DsnRet::kFull ? "FULL" : "HDRS";
+  if (e.ret != smtp::DsnRet::kUnspecified)
+    j["ret"] = e.ret == smtp::DsnRet::kFull ? "FULL" : "HDRS";
   if (!e.auth_user.empty()) j["auth_user"] = e.auth_user;
   return j;
 }
@@ -80,15 +81,17 @@ int list(const QueueOptions& o) {
     return 0;
   }
   std::uint64_t total = 0;
-  std::printf("%-15s %-20s %9s  %s\n", "InternalId", "Arrival (UTC)", "Size", "Sender / recipients");
+  std::printf("%-15s %-20s %9s  %s\n", "InternalId", "Arrival (UTC)", "Size",
+              "Sender / recipients");
   for (const auto& e : messages) {
     total += e.size;
     std::printf("%-15llu %-20s %9llu  %s\n", static_cast<unsigned long long>(e.id),
                 iso_time(e.arrival_ms).c_str(), static_cast<unsigned long long>(e.size),
                 e.sender.empty() ? "<>" : e.sender.c_str());
     for (const auto& r : e.recipients) {
-      std::printf("%47s%s (%s%s%s)\n", "", r.address.c_str(), std::string(queue::state_name(r.state)).c_str(),
-                  r.last_reply.empty() ? "" : ": ", r.last_reply.c_str());
+      std::printf("%47s%s (%s%s%s)\n", "", r.address.c_str(),
+                  std::string(queue::state_name(r.state)).c_str(), r.last_reply.empty() ? "" : ": ",
+                  r.last_reply.c_str());
     }
   }
   std::printf("-- %zu message%s, %llu octets\n", messages.size(), messages.size() == 1 ? "" : "s",
@@ -117,14 +120,16 @@ int show(const QueueOptions& o) {
   std::printf("Next attempt: %s\n", iso_time(e->next_attempt_ms).c_str());
   std::printf("Size:         %llu octets\n", static_cast<unsigned long long>(e->size));
   std::printf("Received from [%s] (%s) on listener %s%s%s\n", e->client_address.c_str(),
-              e->client_helo.c_str(), e->listener.c_str(), e->auth_user.empty() ? "" : ", authenticated as ",
-              e->auth_user.c_str());
+              e->client_helo.c_str(), e->listener.c_str(),
+              e->auth_user.empty() ? "" : ", authenticated as ", e->auth_user.c_str());
   if (!e->envid.empty()) std::printf("ENVID:        %s\n", e->envid.c_str());
   std::printf("Recipients:\n");
   for (const auto& r : e->recipients) {
-    std::printf("  %s  %s, %u attempt%s%s%s%s\n", r.address.c_str(), std::string(queue::state_name(r.state)).c_str(),
-                r.attempts, r.attempts == 1 ? "" : "s", r.notify ? ", NOTIFY=" : "",
-                r.notify ? smtp::notify_text(r.notify).c_str() : "", r.local ? ", local" : ", relay");
+    std::printf("  %s  %s, %u attempt%s%s%s%s\n", r.address.c_str(),
+                std::string(queue::state_name(r.state)).c_str(), r.attempts,
+                r.attempts == 1 ? "" : "s", r.notify ? ", NOTIFY=" : "",
+                r.notify ? smtp::notify_text(r.notify).c_str() : "",
+                r.local ? ", local" : ", relay");
     if (!r.last_reply.empty()) std::printf("    last: %s\n", r.last_reply.c_str());
   }
   std::string_view shown = content;
@@ -160,7 +165,8 @@ void add_queue(CLI::App& app, int& exit_code) {
   common(list_cmd);
   list_cmd->callback([o, &exit_code] { guarded(exit_code, [&] { return list(*o); }); });
 
-  auto* show_cmd = cmd->add_subcommand("show", "Show one message: envelope, recipients' states, headers");
+  auto* show_cmd =
+      cmd->add_subcommand("show", "Show one message: envelope, recipients' states, headers");
   common(show_cmd);
   show_cmd->add_option("id", o->id, "InternalId")->required();
   show_cmd->add_flag("--content", o->content, "print the whole message, not only its headers");

@@ -1,9 +1,9 @@
 // `tern version`: the version and what it was built with.
-#include <CLI/CLI.hpp>
 #include <ares.h>
-#include <asio/version.hpp>
 #include <openssl/opensslv.h>
 #include <rocksdb/version.h>
+#include <CLI/CLI.hpp>
+#include <asio/version.hpp>
 
 #include <cstdio>
 
@@ -17,8 +17,8 @@ void add_version(CLI::App& app, int& exit_code) {
     std::printf("tern %s\n", TERN_VERSION);
     std::printf("build: %s, C++%ld\n", TERN_BUILD_TYPE, __cplusplus / 100 % 100);
     std::printf("asio %d.%d.%d, %s, RocksDB %d.%d.%d, c-ares %s\n", ASIO_VERSION / 100000,
-                ASIO_VERSION / 100 % 1000, ASIO_VERSION % 100, OPENSSL_VERSION_TEXT,
-                ROCKSDB_MAJOR, ROCKSDB_MINOR, ROCKSDB_PATCH, ares_version(nullptr));
+                ASIO_VERSION / 100 % 1000, ASIO_VERSION % 100, OPENSSL_VERSION_TEXT, ROCKSDB_MAJOR,
+                ROCKSDB_MINOR, ROCKSDB_PATCH, ares_version(nullptr));
     exit_code = 0;
   });
 }

@@ -2,10 +2,10 @@
 
 #include <unistd.h>
 
+#include <toml++/toml.h>
 #include <fstream>
 #include <set>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "smtp/address.h"
 #include "util/text.h"
@@ -169,7 +169,8 @@ class TableReader {
   void finish() const {
     for (const auto& [k, v] : table_) {
       if (!used_.count(std::string(k.str()))) {
-        throw ConfigError(file_, k.source().begin.line ? k.source().begin.line : v.source().begin.line,
+        throw ConfigError(file_,
+                          k.source().begin.line ? k.source().begin.line : v.source().begin.line,
                           full(k.str()), "unknown key");
       }
     }
@@ -235,18 +236,20 @@ void read_listener(TableReader& r, const fs::path& base, Listener& l) {
                                     {"implicit", TlsMode::kImplicit}})
               .value_or(TlsMode::kNone);
   l.auth = r.choice<AuthMode>("auth", {{"none", AuthMode::kNone},
-                                      {"optional", AuthMode::kOptional},
-                                      {"required", AuthMode::kRequired}})
+                                       {"optional", AuthMode::kOptional},
+                                       {"required", AuthMode::kRequired}})
                .value_or(AuthMode::kNone);
   if (auto v = r.size("max_message_size")) l.max_message_size = *v;
-  if (auto v = r.integer("max_recipients", 100, 100000)) l.max_recipients = static_cast<std::uint32_t>(*v);
+  if (auto v = r.integer("max_recipients", 100, 100000))
+    l.max_recipients = static_cast<std::uint32_t>(*v);
   if (auto v = r.string("certificate")) l.certificate = resolve(base, *v);
   if (auto v = r.string("private_key")) l.private_key = resolve(base, *v);
   if (auto v = r.boolean("require_tls")) l.require_tls = *v;
   if (auto v = r.boolean("allow_plaintext_auth")) l.allow_plaintext_auth = *v;
   if (auto v = r.integer("max_errors", 1, 1000)) l.max_errors = static_cast<std::uint32_t>(*v);
   if (auto v = r.duration_ms("command_timeout")) l.command_timeout_ms = *v;
-  if (auto v = r.integer("max_connections", 1, 1000000)) l.max_connections = static_cast<std::uint32_t>(*v);
+  if (auto v = r.integer("max_connections", 1, 1000000))
+    l.max_connections = static_cast<std::uint32_t>(*v);
   if (l.max_message_size == 0) r.fail("max_message_size", "must be more than 0");
   if (l.tls != TlsMode::kNone && (l.certificate.empty() || l.private_key.empty()))
     r.fail("tls", "tls = \"starttls\" or \"implicit\" needs certificate and private_key");
@@ -271,7 +274,8 @@ void read_mailbox(TableReader& r, const fs::path& base, Mailbox& m) {
     m.aliases = *v;
   }
   if (m.maildir.empty() && !m.lmtp) r.fail("address", "a [[mailbox]] needs maildir or lmtp");
-  if (!m.maildir.empty() && m.lmtp) r.fail("lmtp", "a [[mailbox]] has either maildir or lmtp, not both");
+  if (!m.maildir.empty() && m.lmtp)
+    r.fail("lmtp", "a [[mailbox]] has either maildir or lmtp, not both");
 }
 
 Config parse_table(const toml::table& root, const fs::path& file) {
@@ -290,14 +294,16 @@ Config parse_table(const toml::table& root, const fs::path& file) {
   each_table(r, "listener", file_name, [&](TableReader& lr, std::size_t) {
     Listener l;
     read_listener(lr, base, l);
-    if (!names.insert(l.name).second) lr.fail("name", "two listeners are called \"" + l.name + "\"");
+    if (!names.insert(l.name).second)
+      lr.fail("name", "two listeners are called \"" + l.name + "\"");
     if (l.address.port != 0 && !addresses.insert(l.address.str()).second)
       lr.fail("address", "two listeners use " + l.address.str());
     c.listeners.push_back(std::move(l));
   });
   sub_table(r, "spool", file_name, [&](TableReader& sr) {
-    c.spool.backend = sr.choice<std::string>("backend", {{"rocksdb", "rocksdb"}, {"postgres", "postgres"}})
-                          .value_or("rocksdb");
+    c.spool.backend =
+        sr.choice<std::string>("backend", {{"rocksdb", "rocksdb"}, {"postgres", "postgres"}})
+            .value_or("rocksdb");
     if (auto v = sr.string("path")) c.spool.path = resolve(base, *v);
     if (auto v = sr.size("min_free")) c.spool.min_free = *v;
     if (auto v = sr.string("postgres")) c.spool.postgres = *v;
@@ -315,7 +321,8 @@ Config parse_table(const toml::table& root, const fs::path& file) {
     if (!c.accepts_domain(smtp::parse_address(m.address)->domain_key()))
       mr.fail("address", m.address + " is not in [domains] accepted");
     for (const auto& a : m.aliases)
-      if (!mailbox_addresses.insert(util::to_lower(a)).second) mr.fail("aliases", a + " is listed twice");
+      if (!mailbox_addresses.insert(util::to_lower(a)).second)
+        mr.fail("aliases", a + " is listed twice");
     if (!mailbox_addresses.insert(util::to_lower(m.address)).second)
       mr.fail("address", m.address + " is listed twice");
     c.mailboxes.push_back(std::move(m));
@@ -353,7 +360,8 @@ Config parse_table(const toml::table& root, const fs::path& file) {
   });
   r.finish();
 
-  if (c.listeners.empty()) throw ConfigError(file_name, 1, "listener", "at least one [[listener]] is needed");
+  if (c.listeners.empty())
+    throw ConfigError(file_name, 1, "listener", "at least one [[listener]] is needed");
   return c;
 }
 

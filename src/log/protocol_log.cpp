@@ -21,7 +21,9 @@ ProtocolLog::ProtocolLog(const std::filesystem::path& directory, bool enabled) {
       "event,data\n");
 }
 
-ProtocolLog::~ProtocolLog() { flush(); }
+ProtocolLog::~ProtocolLog() {
+  flush();
+}
 
 void ProtocolLog::flush() {
   if (logger_) logger_->flush();

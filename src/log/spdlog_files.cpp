@@ -19,10 +19,10 @@ std::shared_ptr<spdlog::logger> daily_csv_logger(const std::string& name,
     std::fseek(file, 0, SEEK_END);
     if (std::ftell(file) == 0) std::fputs(header.c_str(), file);
   };
-  auto sink = std::make_shared<spdlog::sinks::daily_file_format_sink_mt>(
-      pattern.string(), 0, 0, false, 0, handlers);
-  auto logger = std::make_shared<spdlog::async_logger>(
-      name, sink, spdlog::thread_pool(), spdlog::async_overflow_policy::block);
+  auto sink = std::make_shared<spdlog::sinks::daily_file_format_sink_mt>(pattern.string(), 0, 0,
+                                                                         false, 0, handlers);
+  auto logger = std::make_shared<spdlog::async_logger>(name, sink, spdlog::thread_pool(),
+                                                       spdlog::async_overflow_policy::block);
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ,%v", spdlog::pattern_time_type::utc);
   logger->set_level(spdlog::level::info);
   logger->flush_on(spdlog::level::warn);

@@ -13,9 +13,13 @@ TrackingLog::TrackingLog(const std::filesystem::path& directory)
                                "#Fields: date-time,event,internal-id,message-id,sender,"
                                "recipients,remote,size,detail\n")) {}
 
-TrackingLog::~TrackingLog() { flush(); }
+TrackingLog::~TrackingLog() {
+  flush();
+}
 
-void TrackingLog::flush() { logger_->flush(); }
+void TrackingLog::flush() {
+  logger_->flush();
+}
 
 void TrackingLog::write(const TrackingEvent& e) {
   std::string line;

@@ -24,7 +24,7 @@ struct TrackingEvent {
   std::string_view recipient;  // one address, or several joined by ';'
   std::string_view remote;     // client address (RECEIVE) or next hop
   std::uint64_t size = 0;
-  std::string_view detail;     // the reply or reason
+  std::string_view detail;  // the reply or reason
 };
 
 class TrackingLog {

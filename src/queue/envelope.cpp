@@ -9,11 +9,16 @@ using nlohmann::json;
 
 std::string_view state_name(RecipientState s) {
   switch (s) {
-    case RecipientState::kQueued: return "queued";
-    case RecipientState::kDeferred: return "deferred";
-    case RecipientState::kDelivered: return "delivered";
-    case RecipientState::kRelayed: return "relayed";
-    case RecipientState::kFailed: return "failed";
+    case RecipientState::kQueued:
+      return "queued";
+    case RecipientState::kDeferred:
+      return "deferred";
+    case RecipientState::kDelivered:
+      return "delivered";
+    case RecipientState::kRelayed:
+      return "relayed";
+    case RecipientState::kFailed:
+      return "failed";
   }
   return "unknown";
 }

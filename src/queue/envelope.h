@@ -16,16 +16,16 @@ enum class RecipientState : std::uint8_t { kQueued, kDeferred, kDelivered, kRela
 std::string_view state_name(RecipientState state);
 
 struct Recipient {
-  std::string address;            // as given in RCPT TO
-  bool local = false;             // an accepted domain's mailbox (else relayed via MX)
-  std::uint8_t notify = 0;        // smtp::notify bits; 0 = not given
-  std::string orcpt_type;         // RFC 3461 ORCPT, kept to report in DSNs
+  std::string address;      // as given in RCPT TO
+  bool local = false;       // an accepted domain's mailbox (else relayed via MX)
+  std::uint8_t notify = 0;  // smtp::notify bits; 0 = not given
+  std::string orcpt_type;   // RFC 3461 ORCPT, kept to report in DSNs
   std::string orcpt;
   RecipientState state = RecipientState::kQueued;
   std::uint32_t attempts = 0;
-  std::string last_reply;         // the last reply or reason, for tern queue show and DSNs
-  std::string remote_host;        // where the last attempt went
-  bool delay_notified = false;    // a delay DSN was sent
+  std::string last_reply;       // the last reply or reason, for tern queue show and DSNs
+  std::string remote_host;      // where the last attempt went
+  bool delay_notified = false;  // a delay DSN was sent
   bool done() const {
     return state == RecipientState::kDelivered || state == RecipientState::kRelayed ||
            state == RecipientState::kFailed;
@@ -33,22 +33,22 @@ struct Recipient {
 };
 
 struct Envelope {
-  std::uint64_t id = 0;            // InternalId
-  std::string message_id;          // the Message-ID header value, "<...>"
-  std::string sender;              // "" is the null reverse-path <>
+  std::uint64_t id = 0;    // InternalId
+  std::string message_id;  // the Message-ID header value, "<...>"
+  std::string sender;      // "" is the null reverse-path <>
   std::vector<Recipient> recipients;
   smtp::DsnRet ret = smtp::DsnRet::kUnspecified;
   std::string envid;
   smtp::BodyType body = smtp::BodyType::kUnspecified;
   bool smtputf8 = false;
-  std::int64_t arrival_ms = 0;     // Unix time in milliseconds
+  std::int64_t arrival_ms = 0;  // Unix time in milliseconds
   std::int64_t next_attempt_ms = 0;
-  std::uint64_t size = 0;          // octets of the stored message
-  std::string client_address;      // IP of the client that sent it
+  std::uint64_t size = 0;      // octets of the stored message
+  std::string client_address;  // IP of the client that sent it
   std::string client_helo;
   std::string listener;
-  std::string auth_user;           // empty when not authenticated
-  bool is_dsn = false;             // a delivery status notification tern generated
+  std::string auth_user;  // empty when not authenticated
+  bool is_dsn = false;    // a delivery status notification tern generated
 };
 
 std::string encode(const Envelope& env);

@@ -74,12 +74,15 @@ class RocksSpool final : public Spool {
     } else {
       std::error_code ec;
       fs::create_directories(cfg.path, ec);
-      if (ec) throw std::runtime_error("cannot create spool folder " + cfg.path.string() + ": " + ec.message());
+      if (ec)
+        throw std::runtime_error("cannot create spool folder " + cfg.path.string() + ": " +
+                                 ec.message());
       s = rocksdb::DB::Open(options, cfg.path.string(), families, &handles, &db);
     }
     if (!s.ok()) {
       std::string why = s.ToString();
-      if (why.find("lock") != std::string::npos || why.find("Resource temporarily") != std::string::npos)
+      if (why.find("lock") != std::string::npos ||
+          why.find("Resource temporarily") != std::string::npos)
         why = "the spool is in use by another tern process (" + why + ")";
       throw std::runtime_error("cannot open spool " + cfg.path.string() + ": " + why);
     }

@@ -14,7 +14,8 @@ namespace tern::server {
 namespace {
 // A hash of nothing anyone knows, so that an unknown user takes as long as a known one.
 constexpr const char* kDummyHash =
-    "$6$terndummysalt$9r1yN4Fm.mrsLPMuBV3KYZbfo9lLyJ5dTQ0B.ALC0mfzUJxyGZKMBR1qO0gQ1V6HzhM9Gg4rJrvY8xJ1Pm1aG0";
+    "$6$terndummysalt$9r1yN4Fm.mrsLPMuBV3KYZbfo9lLyJ5dTQ0B."
+    "ALC0mfzUJxyGZKMBR1qO0gQ1V6HzhM9Gg4rJrvY8xJ1Pm1aG0";
 
 std::string_view strip_scheme(std::string_view hash) {
   if (!hash.empty() && hash.front() == '{') {

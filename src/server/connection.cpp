@@ -19,7 +19,8 @@ namespace {
 
 std::string endpoint_text(const asio::ip::tcp::endpoint& ep) {
   auto a = ep.address();
-  if (a.is_v6() && a.to_v6().is_v4_mapped()) a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+  if (a.is_v6() && a.to_v6().is_v4_mapped())
+    a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
   std::string out = a.is_v6() ? "[" + a.to_string() + "]" : a.to_string();
   out += ':';
   out += std::to_string(ep.port());
@@ -31,7 +32,8 @@ std::string address_text(const asio::ip::tcp::socket& s) {
   auto ep = s.remote_endpoint(ec);
   if (ec) return "unknown";
   auto a = ep.address();
-  if (a.is_v6() && a.to_v6().is_v4_mapped()) a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+  if (a.is_v6() && a.to_v6().is_v4_mapped())
+    a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
   return a.to_string();
 }
 
@@ -77,11 +79,16 @@ Connection::Connection(ServerContext& server, const config::Listener& listener,
 Connection::~Connection() = default;
 
 void Connection::touch() {
-  deadline_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(listener_.command_timeout_ms);
+  deadline_ =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(listener_.command_timeout_ms);
 }
 
-void Connection::received(std::string_view line) { log_.event('<', line); }
-void Connection::info(std::string_view text) { log_.event('*', text); }
+void Connection::received(std::string_view line) {
+  log_.event('<', line);
+}
+void Connection::info(std::string_view text) {
+  log_.event('*', text);
+}
 
 void Connection::queue_reply(const Reply& reply) {
   reply.append_wire(out_);
@@ -183,10 +190,14 @@ net::awaitable<Step> Connection::verify_credentials() {
   Session* session = session_.get();
   auto user = co_await asio::co_spawn(
       server_.blocking_pool(),
-      [session]() -> net::awaitable<std::optional<std::string>> { co_return session->verify_credentials(); },
+      [session]() -> net::awaitable<std::optional<std::string>> {
+        co_return session->verify_credentials();
+      },
       asio::use_awaitable);
-  if (user) server_.auth_throttle().succeeded(remote_address_);
-  else server_.auth_throttle().failed(remote_address_);
+  if (user)
+    server_.auth_throttle().succeeded(remote_address_);
+  else
+    server_.auth_throttle().failed(remote_address_);
   co_return session_->credentials_verified(std::move(user));
 }
 
@@ -199,8 +210,8 @@ net::awaitable<Step> Connection::commit() {
   std::string message_id = e.message_id, sender = e.sender;
   auto result = co_await async_commit(server_.spool(), std::move(message));
   if (result.status == queue::SpoolStatus::kOk) {
-    server_.tracking_log().write({"RECEIVE", id, message_id, sender, recipients, remote_address_,
-                                  size, listener_.name});
+    server_.tracking_log().write(
+        {"RECEIVE", id, message_id, sender, recipients, remote_address_, size, listener_.name});
   } else {
     info("spool refused the message: " + result.error);
   }
@@ -217,7 +228,8 @@ net::awaitable<void> Connection::run() {
   env.authenticator = server_.authenticator();
   env.client.address = remote_address_;
   env.client.ip = util::IpAddress::parse(remote_address_).value_or(util::IpAddress{});
-  env.tls_available = listener_.tls == config::TlsMode::kStartTls && server_.tls_context(listener_index_);
+  env.tls_available =
+      listener_.tls == config::TlsMode::kStartTls && server_.tls_context(listener_index_);
   env.observer = this;
   session_ = std::make_unique<Session>(env);
   touch();
@@ -233,9 +245,12 @@ net::awaitable<void> Connection::run() {
     Step step = session_->process(in_);
     for (;;) {
       if (step.reply) queue_reply(*step.reply);
-      if (step.action == Action::kCommit) step = co_await commit();
-      else if (step.action == Action::kVerifyCredentials) step = co_await verify_credentials();
-      else break;
+      if (step.action == Action::kCommit)
+        step = co_await commit();
+      else if (step.action == Action::kVerifyCredentials)
+        step = co_await verify_credentials();
+      else
+        break;
     }
     switch (step.action) {
       case Action::kContinue:

@@ -1,5 +1,6 @@
 #include "server/server.h"
 
+#include <spdlog/spdlog.h>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/executor_work_guard.hpp>
@@ -8,7 +9,6 @@
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
-#include <spdlog/spdlog.h>
 
 #include <cstdio>
 #include <stdexcept>
@@ -44,7 +44,8 @@ Server::Server(config::Config config) : config_(std::move(config)) {
   context_ = std::make_unique<ServerContext>(config_, *spool_, *protocol_log_, *tracking_log_);
   load_tls();
 
-  unsigned n = config_.threads ? config_.threads : std::max(1u, std::thread::hardware_concurrency());
+  unsigned n =
+      config_.threads ? config_.threads : std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < n; ++i) loops_.push_back(std::make_unique<asio::io_context>(1));
 
   for (const auto& l : config_.listeners) {
@@ -56,8 +57,8 @@ Server::Server(config::Config config) : config_(std::move(config)) {
     if (!ec) acceptor->bind(endpoint, ec);
     if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
     if (ec)
-      throw std::runtime_error("listener " + l.name + ": cannot listen on " + l.address.str() + ": " +
-                               ec.message());
+      throw std::runtime_error("listener " + l.name + ": cannot listen on " + l.address.str() +
+                               ": " + ec.message());
     acceptors_.push_back(std::move(acceptor));
   }
 }
@@ -126,9 +127,11 @@ void Server::stop() {
 int Server::run() {
   for (std::size_t i = 0; i < acceptors_.size(); ++i) {
     auto ep = acceptors_[i]->local_endpoint();
-    std::string where = ep.address().is_v6() ? "[" + ep.address().to_string() + "]:" + std::to_string(ep.port())
-                                             : ep.address().to_string() + ":" + std::to_string(ep.port());
-    std::fprintf(stderr, "tern: listening %s %s\n", config_.listeners[i].name.c_str(), where.c_str());
+    std::string where = ep.address().is_v6()
+                            ? "[" + ep.address().to_string() + "]:" + std::to_string(ep.port())
+                            : ep.address().to_string() + ":" + std::to_string(ep.port());
+    std::fprintf(stderr, "tern: listening %s %s\n", config_.listeners[i].name.c_str(),
+                 where.c_str());
     asio::co_spawn(*loops_[0], accept_loop(i, *acceptors_[i]), asio::detached);
   }
 
@@ -152,7 +155,8 @@ int Server::run() {
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work;
   for (auto& loop : loops_) work.push_back(asio::make_work_guard(*loop));
   std::vector<std::thread> threads;
-  for (std::size_t i = 1; i < loops_.size(); ++i) threads.emplace_back([this, i] { loops_[i]->run(); });
+  for (std::size_t i = 1; i < loops_.size(); ++i)
+    threads.emplace_back([this, i] { loops_[i]->run(); });
   std::fprintf(stderr, "tern: ready (%zu event loops, spool %s)\n", loops_.size(),
                config_.spool.path.c_str());
   std::fflush(stderr);

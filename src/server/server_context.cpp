@@ -16,7 +16,9 @@ ServerContext::ServerContext(const config::Config& config, queue::Spool& spool,
       tls_(config.listeners.size()),
       per_listener_(config.listeners.size()) {}
 
-ServerContext::~ServerContext() { blocking_.join(); }
+ServerContext::~ServerContext() {
+  blocking_.join();
+}
 
 std::shared_ptr<asio::ssl::context> ServerContext::tls_context(std::size_t listener) const {
   std::lock_guard lock(tls_mu_);

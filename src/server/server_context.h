@@ -32,7 +32,9 @@ class ServerContext {
 
   const config::Config& config() const { return config_; }
   queue::Spool& spool() { return spool_; }
-  const Authenticator* authenticator() const { return authenticator_.has_users() ? &authenticator_ : nullptr; }
+  const Authenticator* authenticator() const {
+    return authenticator_.has_users() ? &authenticator_ : nullptr;
+  }
   log::ProtocolLog& protocol_log() { return protocol_log_; }
   log::TrackingLog& tracking_log() { return tracking_log_; }
   AuthThrottle& auth_throttle() { return throttle_; }

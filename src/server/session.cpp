@@ -37,7 +37,8 @@ Step Session::process(InputBuffer& in) {
     case Mode::kAuth:
     case Mode::kCommand: {
       auto line = in.next_line(smtp::kMaxBufferedLine);
-      if (line.status == InputBuffer::LineStatus::kNeedMore) return {std::nullopt, Action::kNeedInput};
+      if (line.status == InputBuffer::LineStatus::kNeedMore)
+        return {std::nullopt, Action::kNeedInput};
       if (mode_ == Mode::kAuth) {
         if (line.status == InputBuffer::LineStatus::kTooLong) {
           mode_ = Mode::kCommand;
@@ -126,6 +127,8 @@ bool Session::may_relay() const {
   return false;
 }
 
-Reply Session::timed_out() const { return replies::timed_out(env_.config->hostname); }
+Reply Session::timed_out() const {
+  return replies::timed_out(env_.config->hostname);
+}
 
 }  // namespace tern::server

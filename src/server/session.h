@@ -30,7 +30,6 @@
 
 namespace tern::server {
 
-
 struct ClientInfo {
   std::string address;  // "127.0.0.1", "::1"
   util::IpAddress ip;

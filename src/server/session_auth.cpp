@@ -49,7 +49,8 @@ Step Session::cmd_auth(std::string_view arg) {
   auto space = arg.find(' ');
   auto mechanism = SaslExchange::mechanism(arg.substr(0, space));
   if (!mechanism) return answer(replies::kAuthUnknownMechanism);
-  std::string_view initial = space == std::string_view::npos ? std::string_view() : arg.substr(space + 1);
+  std::string_view initial =
+      space == std::string_view::npos ? std::string_view() : arg.substr(space + 1);
   sasl_.emplace(*mechanism);
   auto result = sasl_->start(initial);
   if (result.kind == SaslExchange::Result::Kind::kChallenge) {
@@ -59,7 +60,8 @@ Step Session::cmd_auth(std::string_view arg) {
   if (result.kind == SaslExchange::Result::Kind::kCredentials)
     return {std::nullopt, Action::kVerifyCredentials};
   sasl_.reset();
-  if (result.kind == SaslExchange::Result::Kind::kBadEncoding) return answer(replies::kAuthBadBase64);
+  if (result.kind == SaslExchange::Result::Kind::kBadEncoding)
+    return answer(replies::kAuthBadBase64);
   return credentials_verified(std::nullopt);
 }
 

@@ -46,7 +46,9 @@ Step Session::cmd_rset(std::string_view arg) {
   return answer(replies::kReset);
 }
 
-Step Session::cmd_noop(std::string_view) { return answer(replies::kNoop); }
+Step Session::cmd_noop(std::string_view) {
+  return answer(replies::kNoop);
+}
 
 Step Session::cmd_vrfy(std::string_view arg) {
   if (arg.empty()) return answer(replies::kSyntaxError);
@@ -54,8 +56,12 @@ Step Session::cmd_vrfy(std::string_view arg) {
   return answer(replies::kVrfy);
 }
 
-Step Session::cmd_help(std::string_view) { return answer(replies::help()); }
+Step Session::cmd_help(std::string_view) {
+  return answer(replies::help());
+}
 
-Step Session::cmd_quit(std::string_view) { return {replies::kQuit, Action::kClose}; }
+Step Session::cmd_quit(std::string_view) {
+  return {replies::kQuit, Action::kClose};
+}
 
 }  // namespace tern::server

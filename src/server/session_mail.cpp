@@ -17,7 +17,8 @@ Step Session::cmd_mail(std::string_view arg) {
     return answer(replies::kNotAuthenticated);
   if (!util::istarts_with(arg, "FROM:")) return answer(replies::kSyntaxError);
   auto path = smtp::parse_path(arg.substr(5), true);
-  if (path.status != PathStatus::kOk || path.bare_postmaster) return answer(replies::kInvalidSender);
+  if (path.status != PathStatus::kOk || path.bare_postmaster)
+    return answer(replies::kInvalidSender);
   auto params = smtp::parse_mail_params(path.rest, auth_offered());
   if (!params.params) return answer(params.error);
   const auto& p = *params.params;
@@ -50,7 +51,8 @@ Step Session::cmd_rcpt(std::string_view arg) {
   const auto& config = *env_.config;
   smtp::Address address = path.address;
   if (path.bare_postmaster)  // RFC 5321 §4.5.1: <Postmaster> is ours
-    address.domain = config.accepted_domains.empty() ? config.hostname : config.accepted_domains.front();
+    address.domain =
+        config.accepted_domains.empty() ? config.hostname : config.accepted_domains.front();
   bool local = config.accepts_domain(address.domain_key());
   if (local) {
     std::string key = address.unquoted_local() + "@" + address.domain;

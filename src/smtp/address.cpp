@@ -10,8 +10,12 @@ namespace tern::smtp {
 
 namespace {
 
-bool is_alpha(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+bool is_alpha(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+bool is_digit(unsigned char c) {
+  return c >= '0' && c <= '9';
+}
 
 // atext of RFC 5322 §3.2.3, plus UTF-8 octets under RFC 6531.
 bool is_atext(unsigned char c, bool utf8) {
@@ -92,9 +96,15 @@ bool valid_hostname(std::string_view domain, bool utf8, bool allow_underscore) {
 
 }  // namespace
 
-std::string Address::str() const { return empty() ? std::string() : local + "@" + domain; }
-std::string Address::domain_key() const { return util::to_lower(domain); }
-bool Address::is_ascii() const { return util::is_ascii(local) && util::is_ascii(domain); }
+std::string Address::str() const {
+  return empty() ? std::string() : local + "@" + domain;
+}
+std::string Address::domain_key() const {
+  return util::to_lower(domain);
+}
+bool Address::is_ascii() const {
+  return util::is_ascii(local) && util::is_ascii(domain);
+}
 
 std::string Address::unquoted_local() const {
   if (local.size() < 2 || local.front() != '"') return local;

@@ -16,8 +16,8 @@ struct Address {
   std::string domain;  // as written; compare with domain_key()
 
   bool empty() const { return local.empty() && domain.empty(); }  // the null path <>
-  std::string str() const;                                       // local@domain, or ""
-  std::string domain_key() const;                                // lower-case domain
+  std::string str() const;                                        // local@domain, or ""
+  std::string domain_key() const;                                 // lower-case domain
   // The local part with quoting removed, for mailbox comparison.
   std::string unquoted_local() const;
   bool is_ascii() const;
@@ -32,10 +32,10 @@ enum class PathStatus { kOk, kSyntax, kTooLong, kNeedsUtf8 };
 
 struct ParsedPath {
   PathStatus status = PathStatus::kSyntax;
-  Address address;             // empty for <>
-  bool null_path = false;      // <>
+  Address address;               // empty for <>
+  bool null_path = false;        // <>
   bool bare_postmaster = false;  // <Postmaster> without a domain (RFC 5321 §4.5.1)
-  std::string_view rest;       // what follows the path: the ESMTP parameters
+  std::string_view rest;         // what follows the path: the ESMTP parameters
 };
 
 // Parses "<local@domain> params" (the argument after FROM: or TO:). utf8 allows

@@ -9,11 +9,20 @@ namespace tern::smtp {
 
 namespace {
 constexpr std::array<std::pair<std::string_view, Verb>, 14> kVerbs{{
-    {"EHLO", Verb::kEhlo}, {"HELO", Verb::kHelo}, {"MAIL", Verb::kMail},
-    {"RCPT", Verb::kRcpt}, {"DATA", Verb::kData}, {"BDAT", Verb::kBdat},
-    {"RSET", Verb::kRset}, {"NOOP", Verb::kNoop}, {"VRFY", Verb::kVrfy},
-    {"EXPN", Verb::kExpn}, {"HELP", Verb::kHelp}, {"QUIT", Verb::kQuit},
-    {"STARTTLS", Verb::kStartTls}, {"AUTH", Verb::kAuth},
+    {"EHLO", Verb::kEhlo},
+    {"HELO", Verb::kHelo},
+    {"MAIL", Verb::kMail},
+    {"RCPT", Verb::kRcpt},
+    {"DATA", Verb::kData},
+    {"BDAT", Verb::kBdat},
+    {"RSET", Verb::kRset},
+    {"NOOP", Verb::kNoop},
+    {"VRFY", Verb::kVrfy},
+    {"EXPN", Verb::kExpn},
+    {"HELP", Verb::kHelp},
+    {"QUIT", Verb::kQuit},
+    {"STARTTLS", Verb::kStartTls},
+    {"AUTH", Verb::kAuth},
 }};
 }  // namespace
 

@@ -8,8 +8,21 @@
 namespace tern::smtp {
 
 enum class Verb : std::uint8_t {
-  kEhlo, kHelo, kMail, kRcpt, kData, kBdat, kRset, kNoop, kVrfy, kExpn, kHelp, kQuit,
-  kStartTls, kAuth, kUnknown,
+  kEhlo,
+  kHelo,
+  kMail,
+  kRcpt,
+  kData,
+  kBdat,
+  kRset,
+  kNoop,
+  kVrfy,
+  kExpn,
+  kHelp,
+  kQuit,
+  kStartTls,
+  kAuth,
+  kUnknown,
 };
 
 struct Command {

@@ -39,9 +39,9 @@ class DataDecoder {
   std::size_t max_size_;
   std::size_t max_line_;
   std::size_t size_ = 0;
-  std::string carry_;       // the start of a line whose LF has not arrived yet
-  bool prev_crlf_ = true;   // the previous line ended with CR LF (the DATA line counts)
-  bool mid_line_ = false;   // part of the current line has already been emitted
+  std::string carry_;      // the start of a line whose LF has not arrived yet
+  bool prev_crlf_ = true;  // the previous line ended with CR LF (the DATA line counts)
+  bool mid_line_ = false;  // part of the current line has already been emitted
   bool done_ = false;
   bool too_big_ = false;
   bool line_too_long_ = false;

@@ -86,11 +86,13 @@ std::string rfc5322_date(long long unix_seconds) {
   if (offset < 0) offset = -offset;
   char buf[64];
   std::snprintf(buf, sizeof buf, "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld", kDays[tm.tm_wday],
-                tm.tm_mday, kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-                tm.tm_sec, sign, offset / 60, offset % 60);
+                tm.tm_mday, kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                sign, offset / 60, offset % 60);
   return buf;
 }
 
-std::string rfc5322_date_now() { return rfc5322_date(static_cast<long long>(std::time(nullptr))); }
+std::string rfc5322_date_now() {
+  return rfc5322_date(static_cast<long long>(std::time(nullptr)));
+}
 
 }  // namespace tern::smtp

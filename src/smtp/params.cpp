@@ -44,8 +44,12 @@ std::optional<Reply> for_each_param(std::string_view text, Fn fn) {
   return std::nullopt;
 }
 
-bool is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'); }
-int hex_value(char c) { return c <= '9' ? c - '0' : c - 'A' + 10; }
+bool is_hex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F');
+}
+int hex_value(char c) {
+  return c <= '9' ? c - '0' : c - 'A' + 10;
+}
 
 }  // namespace
 
@@ -113,18 +117,25 @@ ParamsResult<MailParams> parse_mail_params(std::string_view text, bool auth_enab
       mp.size = *n;
     } else if (util::iequals(p.keyword, "BODY")) {
       if (once(seen_body) || !p.has_value) return replies::kInvalidParameter;
-      if (util::iequals(p.value, "7BIT")) mp.body = BodyType::k7Bit;
-      else if (util::iequals(p.value, "8BITMIME")) mp.body = BodyType::k8BitMime;
-      else if (util::iequals(p.value, "BINARYMIME")) mp.body = BodyType::kBinaryMime;
-      else return replies::kInvalidParameter;
+      if (util::iequals(p.value, "7BIT"))
+        mp.body = BodyType::k7Bit;
+      else if (util::iequals(p.value, "8BITMIME"))
+        mp.body = BodyType::k8BitMime;
+      else if (util::iequals(p.value, "BINARYMIME"))
+        mp.body = BodyType::kBinaryMime;
+      else
+        return replies::kInvalidParameter;
     } else if (util::iequals(p.keyword, "SMTPUTF8")) {
       if (once(seen_utf8) || p.has_value) return replies::kInvalidParameter;
       mp.smtputf8 = true;
     } else if (util::iequals(p.keyword, "RET")) {
       if (once(seen_ret) || !p.has_value) return replies::kInvalidParameter;
-      if (util::iequals(p.value, "FULL")) mp.ret = DsnRet::kFull;
-      else if (util::iequals(p.value, "HDRS")) mp.ret = DsnRet::kHeaders;
-      else return replies::kInvalidParameter;
+      if (util::iequals(p.value, "FULL"))
+        mp.ret = DsnRet::kFull;
+      else if (util::iequals(p.value, "HDRS"))
+        mp.ret = DsnRet::kHeaders;
+      else
+        return replies::kInvalidParameter;
     } else if (util::iequals(p.keyword, "ENVID")) {
       if (once(seen_envid) || !p.has_value) return replies::kInvalidParameter;
       auto v = xtext_decode(p.value);
@@ -153,11 +164,16 @@ ParamsResult<RcptParams> parse_rcpt_params(std::string_view text) {
       seen_notify = true;
       for (auto item : util::split(p.value, ',')) {
         std::uint8_t bit = 0;
-        if (util::iequals(item, "NEVER")) bit = notify::kNever;
-        else if (util::iequals(item, "SUCCESS")) bit = notify::kSuccess;
-        else if (util::iequals(item, "FAILURE")) bit = notify::kFailure;
-        else if (util::iequals(item, "DELAY")) bit = notify::kDelay;
-        else return replies::kInvalidParameter;
+        if (util::iequals(item, "NEVER"))
+          bit = notify::kNever;
+        else if (util::iequals(item, "SUCCESS"))
+          bit = notify::kSuccess;
+        else if (util::iequals(item, "FAILURE"))
+          bit = notify::kFailure;
+        else if (util::iequals(item, "DELAY"))
+          bit = notify::kDelay;
+        else
+          return replies::kInvalidParameter;
         rp.notify |= bit;
       }
       // NEVER excludes the others (RFC 3461 §4.1).

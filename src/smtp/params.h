@@ -26,7 +26,7 @@ struct MailParams {
   BodyType body = BodyType::kUnspecified;
   bool smtputf8 = false;
   DsnRet ret = DsnRet::kUnspecified;
-  std::string envid;               // decoded xtext
+  std::string envid;                // decoded xtext
   std::optional<std::string> auth;  // AUTH=<mailbox> or "<>", decoded
 };
 

@@ -22,13 +22,14 @@ inline const Reply kLineTooLong{500, "5.5.2", "Line too long"};
 inline const Reply kBadSequence{503, "5.5.1", "Bad sequence of commands"};
 inline const Reply kSyntaxError{501, "5.5.4", "Syntax error in parameters or arguments"};
 inline const Reply kNotImplemented{502, "5.5.1", "Command not implemented"};
-inline const Reply kTooManyErrors{421, "4.7.0",
-                                  "Too many errors on this connection, closing transmission channel"};
-inline const Reply kServiceNotAvailable{
-    421, "4.3.2", "Service not available, closing transmission channel"};
+inline const Reply kTooManyErrors{
+    421, "4.7.0", "Too many errors on this connection, closing transmission channel"};
+inline const Reply kServiceNotAvailable{421, "4.3.2",
+                                        "Service not available, closing transmission channel"};
 Reply timed_out(std::string_view host);  // 421 4.4.2
 Reply help();                            // 214
-inline const Reply kVrfy{252, "2.1.5", "Cannot VRFY user, but will accept message and attempt delivery"};
+inline const Reply kVrfy{252, "2.1.5",
+                         "Cannot VRFY user, but will accept message and attempt delivery"};
 
 // MAIL
 inline const Reply kSenderOk{250, "2.1.0", "Sender OK"};
@@ -52,8 +53,7 @@ inline const Reply kTooManyRecipients{452, "4.5.3", "Too many recipients"};
 
 // DATA / BDAT
 inline const Reply kStartMailInput{354, "", "Start mail input; end with <CRLF>.<CRLF>"};
-inline const Reply kMessageTooBig{552, "5.3.4",
-                                  "Message size exceeds fixed maximum message size"};
+inline const Reply kMessageTooBig{552, "5.3.4", "Message size exceeds fixed maximum message size"};
 inline const Reply kInsufficientStorage{452, "4.3.1", "Insufficient system storage"};
 inline const Reply kDataLineTooLong{500, "5.5.2", "Line too long"};
 inline const Reply kRoutingLoop{554, "5.4.6", "Routing loop detected"};
@@ -72,6 +72,7 @@ inline const Reply kAuthUnknownMechanism{504, "5.7.4", "Unrecognized authenticat
 inline const Reply kAuthAlready{503, "5.5.1", "Already authenticated"};
 inline const Reply kAuthCancelled{501, "5.0.0", "Authentication cancelled"};
 inline const Reply kAuthBadBase64{501, "5.5.2", "Cannot decode response"};
-inline const Reply kAuthNeedsTls{538, "5.7.11", "Encryption required for requested authentication mechanism"};
+inline const Reply kAuthNeedsTls{538, "5.7.11",
+                                 "Encryption required for requested authentication mechanism"};
 
 }  // namespace tern::smtp::replies

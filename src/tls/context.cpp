@@ -30,17 +30,19 @@ std::shared_ptr<asio::ssl::context> server_context(const std::filesystem::path& 
   auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
   SSL_CTX* native = ctx->native_handle();
   SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
-  SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-                                  SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_options(
+      native, SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
   SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS);  // idle TLS sessions keep no buffers
   SSL_CTX_set_cipher_list(native, kCiphers);
   if (SSL_CTX_use_certificate_chain_file(native, certificate.c_str()) != 1)
-    throw std::runtime_error("cannot load certificate " + certificate.string() + ": " + last_error());
+    throw std::runtime_error("cannot load certificate " + certificate.string() + ": " +
+                             last_error());
   if (SSL_CTX_use_PrivateKey_file(native, private_key.c_str(), SSL_FILETYPE_PEM) != 1)
-    throw std::runtime_error("cannot load private key " + private_key.string() + ": " + last_error());
+    throw std::runtime_error("cannot load private key " + private_key.string() + ": " +
+                             last_error());
   if (SSL_CTX_check_private_key(native) != 1)
-    throw std::runtime_error("private key " + private_key.string() + " does not match certificate " +
-                             certificate.string());
+    throw std::runtime_error("private key " + private_key.string() +
+                             " does not match certificate " + certificate.string());
   return ctx;
 }
 

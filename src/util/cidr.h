@@ -12,7 +12,7 @@ namespace tern::util {
 
 struct IpAddress {
   bool v6 = false;
-  std::array<std::uint8_t, 16> bytes{};  // IPv4 in the first four
+  std::array<std::uint8_t, 16> bytes{};                          // IPv4 in the first four
   static std::optional<IpAddress> parse(std::string_view text);  // also "::ffff:1.2.3.4"
 };
 

@@ -8,7 +8,9 @@ namespace tern::config {
 namespace {
 
 std::string base(std::string_view extra) {
-  return std::string("hostname = \"mx.example.test\"\n[[listener]]\nname = \"a\"\naddress = \"127.0.0.1:2525\"\n") +
+  return std::string(
+             "hostname = \"mx.example.test\"\n[[listener]]\nname = \"a\"\naddress = "
+             "\"127.0.0.1:2525\"\n") +
          std::string(extra);
 }
 
@@ -70,11 +72,14 @@ TEST(Config, ErrorsNameFileLineAndKey) {
       {base("colour = \"blue\"\n"), 5, "listener[0].colour", "unknown key"},
       {base("[queue]\nretry = [\"5 minutes\"]\n"), 6, "queue.retry", "duration"},
       {base("[relay]\nnetworks = [\"10.0.0.0/33\"]\n"), 6, "relay.networks", "network"},
-      {base("[domains]\naccepted = [\"example.test\"]\n[[mailbox]]\naddress = \"kate@other.test\"\nmaildir = \"m\"\n"),
+      {base("[domains]\naccepted = [\"example.test\"]\n[[mailbox]]\naddress = "
+            "\"kate@other.test\"\nmaildir = \"m\"\n"),
        8, "mailbox[0].address", "accepted"},
-      {"hostname = \"a.b\"\n[[listener]]\nname = \"x\"\naddress = \"nowhere\"\n", 4, "listener[0].address", "host:port"},
+      {"hostname = \"a.b\"\n[[listener]]\nname = \"x\"\naddress = \"nowhere\"\n", 4,
+       "listener[0].address", "host:port"},
       {base("tls = \"starttls\"\n"), 5, "listener[0].tls", "certificate"},
-      {base("[[listener]]\nname = \"a\"\naddress = \"127.0.0.1:2526\"\n"), 6, "listener[1].name", "two listeners"},
+      {base("[[listener]]\nname = \"a\"\naddress = \"127.0.0.1:2526\"\n"), 6, "listener[1].name",
+       "two listeners"},
       {base("[spool]\nbackend = \"mysql\"\n"), 6, "spool.backend", "rocksdb, postgres"},
       {"hostname = \"a.b\"\n", 1, "listener", "at least one"},
       {"hostname = [\n", 1, "", ""},
@@ -85,7 +90,8 @@ TEST(Config, ErrorsNameFileLineAndKey) {
     EXPECT_EQ(e.line, c.line) << c.text;
     EXPECT_EQ(e.key, c.key) << c.text;
     EXPECT_NE(std::string(e.what()).find(c.says), std::string::npos) << e.what();
-    EXPECT_EQ(std::string(e.what()).rfind("/etc/tern/tern.toml:" + std::to_string(c.line) + ":", 0), 0u)
+    EXPECT_EQ(std::string(e.what()).rfind("/etc/tern/tern.toml:" + std::to_string(c.line) + ":", 0),
+              0u)
         << e.what();
   }
 }

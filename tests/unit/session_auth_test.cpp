@@ -11,12 +11,13 @@ namespace {
 
 std::string kate_mailbox() {
   static const std::string hash = server::hash_password("s3cret");
-  return "[[mailbox]]\naddress = \"chris@example.test\"\nmaildir = \"mail/chris\"\npassword = \"" + hash +
-         "\"\naliases = [\"christopher@example.test\"]\n";
+  return "[[mailbox]]\naddress = \"chris@example.test\"\nmaildir = \"mail/chris\"\npassword = \"" +
+         hash + "\"\naliases = [\"christopher@example.test\"]\n";
 }
 
 SessionHarness plaintext_auth(std::string_view mode = "optional") {
-  return SessionHarness("auth = \"" + std::string(mode) + "\"\nallow_plaintext_auth = true", kate_mailbox());
+  return SessionHarness("auth = \"" + std::string(mode) + "\"\nallow_plaintext_auth = true",
+                        kate_mailbox());
 }
 
 std::string plain(std::string_view user, std::string_view pass) {
@@ -26,7 +27,8 @@ std::string plain(std::string_view user, std::string_view pass) {
 
 TEST(SessionAuth, EhloOffersAuthOnlyWhenAllowed) {
   auto h = plaintext_auth();
-  EXPECT_NE(h.say("EHLO contoso.com").find("250-AUTH PLAIN LOGIN\r\n250-8BITMIME"), std::string::npos);
+  EXPECT_NE(h.say("EHLO contoso.com").find("250-AUTH PLAIN LOGIN\r\n250-8BITMIME"),
+            std::string::npos);
   SessionHarness no_plaintext("auth = \"optional\"", kate_mailbox());
   EXPECT_EQ(no_plaintext.say("EHLO contoso.com").find("AUTH"), std::string::npos);
 }
@@ -37,14 +39,16 @@ TEST(SessionAuth, PlainWithInitialResponse) {
   EXPECT_EQ(h.say("AUTH PLAIN " + plain("chris@example.test", "s3cret")),
             "235 2.7.0 Authentication successful\r\n");
   EXPECT_EQ(h.session().authenticated_user(), "chris@example.test");
-  EXPECT_EQ(h.say("AUTH PLAIN " + plain("chris@example.test", "s3cret")), "503 5.5.1 Already authenticated\r\n");
+  EXPECT_EQ(h.say("AUTH PLAIN " + plain("chris@example.test", "s3cret")),
+            "503 5.5.1 Already authenticated\r\n");
 }
 
 TEST(SessionAuth, PlainWithChallenge) {
   auto h = plaintext_auth();
   h.say("EHLO contoso.com");
   EXPECT_EQ(h.say("AUTH PLAIN"), "334 \r\n");
-  EXPECT_EQ(h.say(plain("chris@example.test", "s3cret")), "235 2.7.0 Authentication successful\r\n");
+  EXPECT_EQ(h.say(plain("chris@example.test", "s3cret")),
+            "235 2.7.0 Authentication successful\r\n");
 }
 
 TEST(SessionAuth, LoginExchange) {
@@ -58,8 +62,10 @@ TEST(SessionAuth, LoginExchange) {
 TEST(SessionAuth, WrongPasswordAndUnknownUserFail) {
   auto h = plaintext_auth();
   h.say("EHLO contoso.com");
-  EXPECT_EQ(h.say("AUTH PLAIN " + plain("chris@example.test", "wrong")), "535 5.7.3 Authentication unsuccessful\r\n");
-  EXPECT_EQ(h.say("AUTH PLAIN " + plain("nobody@example.test", "s3cret")), "535 5.7.3 Authentication unsuccessful\r\n");
+  EXPECT_EQ(h.say("AUTH PLAIN " + plain("chris@example.test", "wrong")),
+            "535 5.7.3 Authentication unsuccessful\r\n");
+  EXPECT_EQ(h.say("AUTH PLAIN " + plain("nobody@example.test", "s3cret")),
+            "535 5.7.3 Authentication unsuccessful\r\n");
   EXPECT_TRUE(h.session().authenticated_user().empty());
 }
 

@@ -38,7 +38,9 @@ SessionHarness::SessionHarness(std::string_view listener_extra, std::string_view
   rebuild();
 }
 
-void SessionHarness::rebuild() { session_ = std::make_unique<server::Session>(env_); }
+void SessionHarness::rebuild() {
+  session_ = std::make_unique<server::Session>(env_);
+}
 
 void SessionHarness::set_tls_available(bool available) {
   env_.tls_available = available;

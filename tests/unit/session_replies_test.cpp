@@ -24,23 +24,37 @@ const Row kRows[] = {
     {"EHLO bad domain", {"EHLO bad!domain"}, "501 5.5.4 Invalid domain name\r\n"},
     {"EHLO without domain", {"EHLO"}, "501 5.5.4 Invalid domain name\r\n"},
     {"HELO with empty label", {"HELO a..b"}, "501 5.5.4 Invalid domain name\r\n"},
-    {"MAIL ok, space after colon", {kHello, "MAIL FROM: <chris@contoso.com>"}, "250 2.1.0 Sender OK\r\n"},
+    {"MAIL ok, space after colon",
+     {kHello, "MAIL FROM: <chris@contoso.com>"},
+     "250 2.1.0 Sender OK\r\n"},
     {"MAIL lower case", {kHello, "mail from:<chris@contoso.com>"}, "250 2.1.0 Sender OK\r\n"},
     {"MAIL null sender", {kHello, "MAIL FROM:<>"}, "250 2.1.0 Sender OK\r\n"},
-    {"MAIL bad address", {kHello, "MAIL FROM:<chris@@contoso.com>"}, "550 5.1.7 Invalid address\r\n"},
-    {"MAIL unterminated", {kHello, "MAIL FROM:<chris@contoso.com"}, "550 5.1.7 Invalid address\r\n"},
+    {"MAIL bad address",
+     {kHello, "MAIL FROM:<chris@@contoso.com>"},
+     "550 5.1.7 Invalid address\r\n"},
+    {"MAIL unterminated",
+     {kHello, "MAIL FROM:<chris@contoso.com"},
+     "550 5.1.7 Invalid address\r\n"},
     {"MAIL auth required",
      {kHello, kMail},
      "530 5.7.1 Client was not authenticated\r\n",
      "auth = \"required\""},
-    {"RCPT ok", {kHello, kMail, "RCPT TO: <kate@example.test> NOTIFY=success,failure"},
+    {"RCPT ok",
+     {kHello, kMail, "RCPT TO: <kate@example.test> NOTIFY=success,failure"},
      "250 2.1.5 Recipient OK\r\n"},
-    {"RCPT alias", {kHello, kMail, "RCPT TO:<Katherine@EXAMPLE.test>"}, "250 2.1.5 Recipient OK\r\n"},
+    {"RCPT alias",
+     {kHello, kMail, "RCPT TO:<Katherine@EXAMPLE.test>"},
+     "250 2.1.5 Recipient OK\r\n"},
     {"RCPT bare postmaster", {kHello, kMail, "RCPT TO:<Postmaster>"}, "250 2.1.5 Recipient OK\r\n"},
-    {"RCPT unknown user", {kHello, kMail, "RCPT TO:<nobody@example.test>"}, "550 5.1.1 User unknown\r\n"},
-    {"RCPT relay denied", {kHello, kMail, "RCPT TO:<kate@fabrikam.com>"},
+    {"RCPT unknown user",
+     {kHello, kMail, "RCPT TO:<nobody@example.test>"},
+     "550 5.1.1 User unknown\r\n"},
+    {"RCPT relay denied",
+     {kHello, kMail, "RCPT TO:<kate@fabrikam.com>"},
      "550 5.7.54 Unable to relay recipient in non-accepted domain\r\n"},
-    {"RCPT bad address", {kHello, kMail, "RCPT TO:<a b@example.test>"}, "501 5.1.3 Invalid address\r\n"},
+    {"RCPT bad address",
+     {kHello, kMail, "RCPT TO:<a b@example.test>"},
+     "501 5.1.3 Invalid address\r\n"},
     {"DATA", {kHello, kMail, kRcpt, "DATA"}, "354 Start mail input; end with <CRLF>.<CRLF>\r\n"},
     {"QUIT", {"QUIT"}, "221 2.0.0 Service closing transmission channel\r\n"},
     {"unknown verb", {"HELLO there"}, "500 5.3.3 Unrecognized command\r\n"},
@@ -52,31 +66,43 @@ const Row kRows[] = {
     {"DATA before RCPT", {kHello, kMail, "DATA"}, "503 5.5.1 Bad sequence of commands\r\n"},
     {"MAIL before EHLO", {kMail}, "503 5.5.1 Bad sequence of commands\r\n"},
     {"MAIL twice", {kHello, kMail, kMail}, "503 5.5.1 Bad sequence of commands\r\n"},
-    {"DATA after rejected RCPT", {kHello, kMail, "RCPT TO:<x@example.test>", "DATA"},
+    {"DATA after rejected RCPT",
+     {kHello, kMail, "RCPT TO:<x@example.test>", "DATA"},
      "503 5.5.1 Bad sequence of commands\r\n"},
-    {"unknown MAIL parameter", {kHello, "MAIL FROM:<chris@contoso.com> FOO=BAR"},
+    {"unknown MAIL parameter",
+     {kHello, "MAIL FROM:<chris@contoso.com> FOO=BAR"},
      "555 5.5.4 Unsupported parameter\r\n"},
-    {"unknown RCPT parameter", {kHello, kMail, "RCPT TO:<kate@example.test> XYZ"},
+    {"unknown RCPT parameter",
+     {kHello, kMail, "RCPT TO:<kate@example.test> XYZ"},
      "555 5.5.4 Unsupported parameter\r\n"},
-    {"bad NOTIFY value", {kHello, kMail, "RCPT TO:<kate@example.test> NOTIFY=SOMETIMES"},
+    {"bad NOTIFY value",
+     {kHello, kMail, "RCPT TO:<kate@example.test> NOTIFY=SOMETIMES"},
      "501 5.5.4 Invalid parameter syntax\r\n"},
-    {"NOTIFY NEVER with others", {kHello, kMail, "RCPT TO:<kate@example.test> NOTIFY=NEVER,SUCCESS"},
+    {"NOTIFY NEVER with others",
+     {kHello, kMail, "RCPT TO:<kate@example.test> NOTIFY=NEVER,SUCCESS"},
      "501 5.5.4 Invalid parameter syntax\r\n"},
     {"DSN parameters accepted",
      {kHello, "MAIL FROM:<chris@contoso.com> RET=HDRS ENVID=QQ314159",
       "RCPT TO:<kate@example.test> NOTIFY=SUCCESS,FAILURE,DELAY ORCPT=rfc822;kate+40example.test"},
      "250 2.1.5 Recipient OK\r\n"},
-    {"bad ENVID xtext", {kHello, "MAIL FROM:<chris@contoso.com> ENVID=a+zz"},
+    {"bad ENVID xtext",
+     {kHello, "MAIL FROM:<chris@contoso.com> ENVID=a+zz"},
      "501 5.5.4 Invalid parameter syntax\r\n"},
-    {"SIZE over the limit", {kHello, "MAIL FROM:<chris@contoso.com> SIZE=37748737"},
+    {"SIZE over the limit",
+     {kHello, "MAIL FROM:<chris@contoso.com> SIZE=37748737"},
      "552 5.3.4 Message size exceeds fixed maximum message size\r\n"},
-    {"SIZE within the limit", {kHello, "MAIL FROM:<chris@contoso.com> SIZE=37748736 BODY=8BITMIME"},
+    {"SIZE within the limit",
+     {kHello, "MAIL FROM:<chris@contoso.com> SIZE=37748736 BODY=8BITMIME"},
      "250 2.1.0 Sender OK\r\n"},
-    {"non-ASCII sender without SMTPUTF8", {kHello, "MAIL FROM:<chrís@contoso.com>"},
+    {"non-ASCII sender without SMTPUTF8",
+     {kHello, "MAIL FROM:<chrís@contoso.com>"},
      "553 5.6.7 Non-ASCII address requires the SMTPUTF8 parameter\r\n"},
-    {"non-ASCII sender with SMTPUTF8", {kHello, "MAIL FROM:<chrís@contoso.com> SMTPUTF8"},
+    {"non-ASCII sender with SMTPUTF8",
+     {kHello, "MAIL FROM:<chrís@contoso.com> SMTPUTF8"},
      "250 2.1.0 Sender OK\r\n"},
-    {"VRFY", {"VRFY kate"}, "252 2.1.5 Cannot VRFY user, but will accept message and attempt delivery\r\n"},
+    {"VRFY",
+     {"VRFY kate"},
+     "252 2.1.5 Cannot VRFY user, but will accept message and attempt delivery\r\n"},
     {"EXPN", {"EXPN staff"}, "502 5.5.1 Command not implemented\r\n"},
     {"MAIL before STARTTLS where TLS is required",
      {kHello, kMail},
@@ -128,13 +154,15 @@ TEST(Session, StartTlsForgetsEhloAndDiscardsPipelinedCommands) {
   h.set_tls_available(true);
   h.say("EHLO contoso.com");
   // A command injected in the same packet as STARTTLS must never run (CVE-2011-0411).
-  EXPECT_EQ(h.feed("STARTTLS\r\nMAIL FROM:<evil@contoso.com>\r\n"), "220 2.0.0 SMTP server ready\r\n");
+  EXPECT_EQ(h.feed("STARTTLS\r\nMAIL FROM:<evil@contoso.com>\r\n"),
+            "220 2.0.0 SMTP server ready\r\n");
   EXPECT_EQ(h.say(kMail), "503 5.5.1 Bad sequence of commands\r\n");  // EHLO needed again
 }
 
 TEST(Session, QueuedReplyAfterTheSpoolCommits) {
   SessionHarness h;
-  std::string reply = h.send_message("chris@contoso.com", "kate@example.test", "Subject: test\r\n\r\nThis is a test message.");
+  std::string reply = h.send_message("chris@contoso.com", "kate@example.test",
+                                     "Subject: test\r\n\r\nThis is a test message.");
   ASSERT_EQ(h.spool().list().size(), 1u);
   auto env = h.spool().list().front();
   EXPECT_EQ(reply, "250 2.6.0 " + env.message_id + " [InternalId=" + std::to_string(env.id) +
@@ -147,7 +175,8 @@ TEST(Session, QueuedReplyAfterTheSpoolCommits) {
 
 TEST(Session, MessageTooBigIsRefusedAfterItsEnd) {
   SessionHarness h("max_message_size = 100");
-  std::string reply = h.send_message("chris@contoso.com", "kate@example.test", std::string(200, 'x'));
+  std::string reply =
+      h.send_message("chris@contoso.com", "kate@example.test", std::string(200, 'x'));
   EXPECT_EQ(reply, "552 5.3.4 Message size exceeds fixed maximum message size\r\n");
   EXPECT_TRUE(h.spool().list().empty());
   EXPECT_EQ(h.say("NOOP"), "250 2.0.0 OK\r\n");  // the session goes on
@@ -155,7 +184,8 @@ TEST(Session, MessageTooBigIsRefusedAfterItsEnd) {
 
 TEST(Session, DataLineOver1000OctetsIsRefused) {
   SessionHarness h;
-  std::string reply = h.send_message("chris@contoso.com", "kate@example.test", std::string(1200, 'x'));
+  std::string reply =
+      h.send_message("chris@contoso.com", "kate@example.test", std::string(1200, 'x'));
   EXPECT_EQ(reply, "500 5.5.2 Line too long\r\n");
   EXPECT_TRUE(h.spool().list().empty());
 }
@@ -187,7 +217,8 @@ TEST(Session, TooManyRecipients) {
   h.say(kHello);
   h.say(kMail);
   for (int i = 0; i < 200; ++i)
-    ASSERT_EQ(h.say("RCPT TO:<user" + std::to_string(i) + "@fabrikam.com>"), "250 2.1.5 Recipient OK\r\n");
+    ASSERT_EQ(h.say("RCPT TO:<user" + std::to_string(i) + "@fabrikam.com>"),
+              "250 2.1.5 Recipient OK\r\n");
   EXPECT_EQ(h.say("RCPT TO:<one-more@fabrikam.com>"), "452 4.5.3 Too many recipients\r\n");
 }
 
@@ -225,26 +256,30 @@ TEST(Session, ReceivedAndMessageIdArePrepended) {
   h.send_message("chris@contoso.com", "kate@example.test", "Subject: hi\r\n\r\nbody");
   auto env = h.spool().list().front();
   std::string stored = *h.spool().content(env.id);
-  EXPECT_EQ(stored.rfind("Received: from client.example ([192.0.2.10]) by mail.example.test (tern) with ESMTP id " +
+  EXPECT_EQ(stored.rfind("Received: from client.example ([192.0.2.10]) by mail.example.test (tern) "
+                         "with ESMTP id " +
                              std::to_string(env.id) + "\r\n\tfor <kate@example.test>; ",
                          0),
             0u)
       << stored;
-  EXPECT_NE(stored.find("\r\nMessage-ID: " + env.message_id + "\r\nSubject: hi\r\n\r\nbody\r\n"), std::string::npos)
+  EXPECT_NE(stored.find("\r\nMessage-ID: " + env.message_id + "\r\nSubject: hi\r\n\r\nbody\r\n"),
+            std::string::npos)
       << stored;
 }
 
 TEST(Session, ExistingMessageIdIsKept) {
   SessionHarness h;
-  std::string reply = h.send_message("chris@contoso.com", "kate@example.test",
-                                     "Message-ID: <c89b4fcc@contoso.com>\r\nSubject: hi\r\n\r\nbody");
+  std::string reply =
+      h.send_message("chris@contoso.com", "kate@example.test",
+                     "Message-ID: <c89b4fcc@contoso.com>\r\nSubject: hi\r\n\r\nbody");
   EXPECT_EQ(reply.rfind("250 2.6.0 <c89b4fcc@contoso.com> [InternalId=", 0), 0u) << reply;
 }
 
 TEST(Session, RoutingLoopIsRefused) {
   SessionHarness h;
   std::string headers;
-  for (int i = 0; i < 50; ++i) headers += "Received: from a by b; Mon, 1 Jan 2024 00:00:00 +0000\r\n";
+  for (int i = 0; i < 50; ++i)
+    headers += "Received: from a by b; Mon, 1 Jan 2024 00:00:00 +0000\r\n";
   EXPECT_EQ(h.send_message("chris@contoso.com", "kate@example.test", headers + "\r\nbody"),
             "554 5.4.6 Routing loop detected\r\n");
 }
@@ -317,7 +352,8 @@ TEST(Session, SeveralMessagesOnOneConnection) {
     h.say(kMail);
     h.say(kRcpt);
     h.say("DATA");
-    ASSERT_EQ(h.feed("Subject: " + std::to_string(i) + "\r\n\r\nx\r\n.\r\n").rfind("250 2.6.0", 0), 0u);
+    ASSERT_EQ(h.feed("Subject: " + std::to_string(i) + "\r\n\r\nx\r\n.\r\n").rfind("250 2.6.0", 0),
+              0u);
   }
   EXPECT_EQ(h.spool().list().size(), 3u);
 }

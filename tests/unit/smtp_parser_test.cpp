@@ -187,7 +187,8 @@ TEST(InputBuffer, LongLineIsDiscardedUpToItsEnd) {
 
 TEST(Headers, ScanFindsMessageIdAndCountsReceived) {
   std::string msg =
-      "Received: from a\r\n\tby b; date\r\nReceived: from c\r\nmessage-id:\r\n <x@y>\r\nSubject: s\r\n\r\n"
+      "Received: from a\r\n\tby b; date\r\nReceived: from c\r\nmessage-id:\r\n <x@y>\r\nSubject: "
+      "s\r\n\r\n"
       "Message-ID: <not@header>\r\n";
   auto scan = scan_headers(msg);
   EXPECT_EQ(scan.received_count, 2u);
