@@ -12,7 +12,8 @@ packages=(
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libreadline-dev
   libcrypt-dev libpq-dev libgtest-dev libgmock-dev libbenchmark-dev
   # tests and benchmarks: real peers
-  python3 python3-pytest python3-aiosmtpd swaks postfix dnsmasq-base openssl tmux
+  python3 python3-pytest python3-aiosmtpd swaks libnet-ssleay-perl libauthen-sasl-perl
+  postfix dnsmasq-base openssl tmux
   procps psmisc
 )
 

@@ -17,6 +17,8 @@ namespace tern::cli {
 void add_serve(CLI::App& app, int& exit_code);
 void add_queue(CLI::App& app, int& exit_code);
 void add_version(CLI::App& app, int& exit_code);
+void add_passwd(CLI::App& app, int& exit_code);
+void add_mx(CLI::App& app, int& exit_code);
 
 // Shared: "tern: <message>" on stderr.
 void print_error(const std::string& message);

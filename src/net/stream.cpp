@@ -43,7 +43,7 @@ std::string tls_description(SSL* ssl) {
   if (!ssl) return {};
   std::string out = SSL_get_version(ssl);
   if (const SSL_CIPHER* c = SSL_get_current_cipher(ssl)) {
-    out += " ";
+    out += " with cipher ";
     out += SSL_CIPHER_get_name(c);
   }
   return out;

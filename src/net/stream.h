@@ -36,7 +36,7 @@ class Stream {
   std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;
 };
 
-// "TLSv1.3 TLS_AES_256_GCM_SHA384" for logs and Received headers.
+// "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384" for logs and Received headers.
 std::string tls_description(SSL* ssl);
 
 }  // namespace tern::net

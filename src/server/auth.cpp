@@ -38,16 +38,21 @@ bool password_matches(std::string_view password, std::string_view hash) {
   return n == setting.size() && CRYPTO_memcmp(out, setting.data(), n) == 0;
 }
 
-std::string hash_password(std::string_view password) {
+std::string hash_password(std::string_view password, std::string_view scheme) {
+  const char* prefix = scheme == "SHA512-CRYPT" ? "$6$"
+                       : scheme == "BLF-CRYPT"  ? "$2b$"
+                       : scheme == "YESCRYPT"   ? "$y$"
+                                                : nullptr;
+  if (!prefix) return {};
   char salt[CRYPT_GENSALT_OUTPUT_SIZE];
-  if (!crypt_gensalt_rn("$6$", 0, nullptr, 0, salt, sizeof salt)) return {};
+  if (!crypt_gensalt_rn(prefix, 0, nullptr, 0, salt, sizeof salt)) return {};
   std::string phrase(password);
   auto data = std::make_unique<crypt_data>();
   std::memset(data.get(), 0, sizeof(crypt_data));
   const char* out = crypt_rn(phrase.c_str(), salt, data.get(), sizeof(crypt_data));
   OPENSSL_cleanse(phrase.data(), phrase.size());
   if (!out || out[0] == '*') return {};
-  return std::string("{SHA512-CRYPT}") + out;
+  return "{" + std::string(scheme) + "}" + out;
 }
 
 bool Authenticator::has_users() const {

@@ -26,8 +26,10 @@ class Authenticator {
 
 // Checks a password against "{SCHEME}$id$salt$hash" or "$id$salt$hash".
 bool password_matches(std::string_view password, std::string_view hash);
-// A new hash of the password: SHA512-CRYPT ("$6$"), with a random salt.
-std::string hash_password(std::string_view password);
+// A new hash of the password with a random salt, "{SCHEME}$id$…" as Dovecot
+// writes it. scheme: "SHA512-CRYPT" ($6$), "BLF-CRYPT" (bcrypt, $2b$) or
+// "YESCRYPT" ($y$). Empty when the scheme is unknown.
+std::string hash_password(std::string_view password, std::string_view scheme = "SHA512-CRYPT");
 
 // One AUTH exchange. start() takes the AUTH argument; each client line goes to
 // respond(). The result is either a challenge to send (334), a failure reply,

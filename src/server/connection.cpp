@@ -238,7 +238,7 @@ net::awaitable<void> Connection::run() {
   bool open = true;
   if (listener_.tls == config::TlsMode::kImplicit) {
     open = co_await start_tls();
-    if (open) session_->tls_established();
+    if (open) session_->tls_established(net::tls_description(stream_.ssl()));
   }
   if (open) queue_reply(session_->greeting());
   while (open) {
@@ -262,7 +262,7 @@ net::awaitable<void> Connection::run() {
         open = co_await flush();
         in_.clear();  // RFC 3207 §4.2: nothing sent before the handshake is a command
         open = open && co_await start_tls();
-        if (open) session_->tls_established();
+        if (open) session_->tls_established(net::tls_description(stream_.ssl()));
         break;
       case Action::kClose:
         co_await flush();

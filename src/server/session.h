@@ -73,8 +73,9 @@ class Session {
   queue::NewMessage take_message();
   Step committed(const queue::CommitResult& result);
   // After Action::kStartTls, once the handshake succeeded (RFC 3207 §4.2:
-  // forget everything, the client must say EHLO again).
-  void tls_established();
+  // forget everything, the client must say EHLO again). description names the
+  // protocol and cipher for the Received: header.
+  void tls_established(std::string description = {});
 
   smtp::Reply timed_out() const;
   bool reading_message() const { return mode_ == Mode::kData || mode_ == Mode::kChunk; }
@@ -139,6 +140,7 @@ class Session {
   std::string helo_;  // empty until EHLO/HELO
   bool extended_ = false;
   std::string auth_user_;
+  std::string tls_description_;
   Transaction tx_;
   std::optional<smtp::DataDecoder> decoder_;
   std::uint64_t chunk_remaining_ = 0;

@@ -27,9 +27,10 @@ Step Session::cmd_starttls(std::string_view arg) {
   return answer(replies::kTlsReady, Action::kStartTls);
 }
 
-void Session::tls_established() {
+void Session::tls_established(std::string description) {
   // RFC 3207 §4.2: discard all knowledge obtained from the client before TLS.
   env_.tls_active = true;
+  tls_description_ = std::move(description);
   helo_.clear();
   extended_ = false;
   auth_user_.clear();

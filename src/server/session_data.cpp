@@ -99,8 +99,9 @@ std::string Session::received_header(std::uint64_t id) const {
   if (tx_.params.smtputf8) with = "UTF8SMTP";
   if (env_.tls_active) with += "S";
   if (!auth_user_.empty()) with += "A";
-  std::string h = "Received: from " + helo_ + " ([" + env_.client.address + "]) by " +
-                  env_.config->hostname + " (tern) with " + with + " id " + std::to_string(id);
+  std::string h = "Received: from " + helo_ + " ([" + env_.client.address + "])\r\n\t";
+  if (!tls_description_.empty()) h += "(using " + tls_description_ + ")\r\n\t";
+  h += "by " + env_.config->hostname + " (tern) with " + with + " id " + std::to_string(id);
   if (tx_.recipients.size() == 1) h += "\r\n\tfor <" + tx_.recipients.front().address + ">";
   h += "; " + smtp::rfc5322_date_now() + "\r\n";
   return h;

@@ -161,3 +161,20 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def make_certificate(folder, name="mail.example.test"):
+    """A self-signed certificate and key for name (openssl), as PEM files."""
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-days", "30", "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+def password_hash(password):
+    """The hash `tern passwd` prints for password (read from a pipe)."""
+    out = subprocess.run([TERN, "passwd"], input=password + "\n", capture_output=True, text=True, check=True)
+    return out.stdout.strip()

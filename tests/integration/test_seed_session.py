@@ -33,7 +33,7 @@ def test_seed_session_line_by_line(server):
     assert queue[0]["recipients"][0]["notify"] == "SUCCESS,FAILURE"
     show = server.queue("show", m.group(2))
     assert show.returncode == 0
-    assert "Subject: test" in show.stdout and "Received: from contoso.com ([127.0.0.1])" in show.stdout
+    assert "Subject: test" in show.stdout and "Received: from contoso.com ([127.0.0.1])\n\tby mail.example.test (tern) with ESMTP id " in show.stdout
 
 
 def test_seed_error_replies(make_server):

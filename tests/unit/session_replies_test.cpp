@@ -256,7 +256,7 @@ TEST(Session, ReceivedAndMessageIdArePrepended) {
   h.send_message("chris@contoso.com", "kate@example.test", "Subject: hi\r\n\r\nbody");
   auto env = h.spool().list().front();
   std::string stored = *h.spool().content(env.id);
-  EXPECT_EQ(stored.rfind("Received: from client.example ([192.0.2.10]) by mail.example.test (tern) "
+  EXPECT_EQ(stored.rfind("Received: from client.example ([192.0.2.10])\r\n\tby mail.example.test (tern) "
                          "with ESMTP id " +
                              std::to_string(env.id) + "\r\n\tfor <kate@example.test>; ",
                          0),
