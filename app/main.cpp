@@ -1,8 +1,8 @@
 // tern — a mail transfer agent. This file only dispatches the command line to
 // the subcommands in src/cli/ (SPEC §1).
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
 
@@ -20,7 +20,9 @@ int main(int argc, char** argv) {
   tern::cli::add_queue(app, exit_code);
   tern::cli::add_passwd(app, exit_code);
   tern::cli::add_version(app, exit_code);
+  tern::cli::add_check(app, exit_code);
   tern::cli::add_mx(app, exit_code);
+  tern::cli::add_talk(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -14,6 +14,9 @@ packages=(
   # tests and benchmarks: real peers
   python3 python3-pytest python3-aiosmtpd swaks libnet-ssleay-perl libauthen-sasl-perl
   postfix dnsmasq-base openssl tmux
+  # tests: Dovecot as a real LMTP peer (tests/integration/dovecot_peer.py runs a
+  # private instance from a temp folder; the system service is not used)
+  dovecot-core dovecot-lmtpd
   procps psmisc
 )
 

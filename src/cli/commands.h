@@ -18,6 +18,8 @@ void add_serve(CLI::App& app, int& exit_code);
 void add_queue(CLI::App& app, int& exit_code);
 void add_version(CLI::App& app, int& exit_code);
 void add_passwd(CLI::App& app, int& exit_code);
+void add_check(CLI::App& app, int& exit_code);
+void add_talk(CLI::App& app, int& exit_code);
 void add_mx(CLI::App& app, int& exit_code);
 
 // Shared: "tern: <message>" on stderr.

@@ -3,12 +3,15 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstdio>
 #include <ctime>
 
 #include "cli/commands.h"
 #include "config/config.h"
+#include "queue/attempt.h"
 #include "queue/spool.h"
+#include "server/control_socket.h"
 #include "smtp/headers.h"
 #include "util/text.h"
 
@@ -21,6 +24,7 @@ struct QueueOptions {
   bool json = false;
   std::uint64_t id = 0;
   bool content = false;
+  bool all = false;
 };
 
 std::string iso_time(std::int64_t ms) {
@@ -138,6 +142,63 @@ int show(const QueueOptions& o) {
   return 0;
 }
 
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// With no server running: the same actions, straight on the spool.
+std::string act_on_spool(const config::Config& config, const std::string& action,
+                         const QueueOptions& o) {
+  auto spool = queue::open_spool(config, queue::OpenMode::kAdmin);
+  std::vector<queue::Envelope> targets;
+  if (o.all) {
+    targets = spool->list();
+  } else if (auto e = spool->find(o.id)) {
+    targets.push_back(*e);
+  } else {
+    return "error: no message with InternalId " + std::to_string(o.id) + " in the queue";
+  }
+  queue::SpoolChange change;
+  for (auto& e : targets) {
+    if (action == "retry") {
+      e.next_attempt_ms = now_ms();
+      change.update.push_back(e);
+    } else if (action == "delete") {
+      change.remove.push_back(e.id);
+    } else {
+      queue::AttemptRecorder recorder(config, *spool);
+      auto result = recorder.fail_pending(e, spool->content(e.id).value_or(""),
+                                          smtp::Reply(550, "5.0.0", "Bounced by the administrator"),
+                                          now_ms());
+      for (auto& m : result.change.add) change.add.push_back(std::move(m));
+      change.remove.push_back(e.id);
+    }
+  }
+  auto r = spool->apply_and_wait(std::move(change));
+  spool->close();
+  if (r.status != queue::SpoolStatus::kOk) return "error: " + r.error;
+  std::string what = action == "retry"    ? "will be tried when tern serve starts"
+                     : action == "delete" ? "deleted"
+                                          : "returned to the sender";
+  return "ok: " + std::to_string(targets.size()) + " message(s) " + what + " (no server running)";
+}
+
+int act(const QueueOptions& o, const std::string& action) {
+  auto config = config::load(o.config);
+  std::string line = action + " " + (o.all ? std::string("all") : std::to_string(o.id));
+  auto answer = server::control_request(config.spool.path, line);
+  if (!answer) answer = act_on_spool(config, action, o);
+  bool ok = answer->rfind("ok: ", 0) == 0;
+  if (ok) {
+    std::printf("%s\n", answer->c_str() + 4);
+  } else {
+    print_error(answer->rfind("error: ", 0) == 0 ? answer->substr(7) : *answer);
+  }
+  return ok ? 0 : 1;
+}
+
 template <typename Fn>
 void guarded(int& exit_code, Fn fn) {
   try {
@@ -171,6 +232,35 @@ void add_queue(CLI::App& app, int& exit_code) {
   show_cmd->add_option("id", o->id, "InternalId")->required();
   show_cmd->add_flag("--content", o->content, "print the whole message, not only its headers");
   show_cmd->callback([o, &exit_code] { guarded(exit_code, [&] { return show(*o); }); });
+
+  struct Action {
+    const char* name;
+    const char* help;
+  };
+  for (auto a : {Action{"retry", "Try a message (or --all) again now"},
+                 Action{"delete", "Delete a message without a notice"},
+                 Action{"bounce", "Return a message to its sender with a failure notice"}}) {
+    auto* sub = cmd->add_subcommand(a.name, a.help);
+    sub->add_option("-c,--config", o->config, "configuration file")->capture_default_str();
+    auto* id = sub->add_option("id", o->id, "InternalId");
+    if (std::string(a.name) == "retry") {
+      auto* all = sub->add_flag("--all", o->all, "every queued message");
+      id->excludes(all);
+      sub->callback([o, &exit_code, name = std::string(a.name)] {
+        if (!o->all && o->id == 0) {
+          print_error("tern queue retry needs an InternalId or --all");
+          exit_code = 2;
+          return;
+        }
+        guarded(exit_code, [&] { return act(*o, name); });
+      });
+    } else {
+      id->required();
+      sub->callback([o, &exit_code, name = std::string(a.name)] {
+        guarded(exit_code, [&] { return act(*o, name); });
+      });
+    }
+  }
 }
 
 }  // namespace tern::cli

@@ -67,6 +67,15 @@ const Mailbox* Config::find_mailbox(std::string_view address) const {
   return nullptr;
 }
 
+const Route* Config::find_route(std::string_view domain) const {
+  const Route* wildcard = nullptr;
+  for (const auto& r : routes) {
+    if (util::iequals(r.domain, domain)) return &r;
+    if (r.domain == "*") wildcard = &r;
+  }
+  return wildcard;
+}
+
 bool Config::accepts_domain(std::string_view domain) const {
   for (const auto& d : accepted_domains)
     if (util::iequals(d, domain)) return true;
@@ -346,6 +355,37 @@ Config parse_table(const toml::table& root, const fs::path& file) {
     }
     if (auto v = qr.duration_ms("delay_notice")) c.queue.delay_notice_ms = *v;
     if (auto v = qr.duration_ms("expire")) c.queue.expire_ms = *v;
+  });
+  sub_table(r, "delivery", file_name, [&](TableReader& dr) {
+    auto& d = c.delivery;
+    if (auto v = dr.boolean("enabled")) d.enabled = *v;
+    if (auto v = dr.integer("port", 1, 65535)) d.port = static_cast<std::uint16_t>(*v);
+    if (auto v = dr.string("helo_name")) {
+      if (!smtp::valid_domain(*v, false)) dr.fail("helo_name", "not a valid host name");
+      d.helo_name = *v;
+    }
+    if (auto v = dr.duration_ms("connect_timeout")) d.connect_timeout_ms = *v;
+    if (auto v = dr.duration_ms("command_timeout")) d.command_timeout_ms = *v;
+    if (auto v = dr.duration_ms("data_timeout")) d.data_timeout_ms = *v;
+    if (auto v = dr.integer("max_connections", 1, 100000))
+      d.max_connections = static_cast<std::uint32_t>(*v);
+    if (auto v = dr.integer("max_per_destination", 1, 10000))
+      d.max_per_destination = static_cast<std::uint32_t>(*v);
+    if (auto v = dr.boolean("starttls")) d.starttls = *v;
+  });
+  each_table(r, "route", file_name, [&](TableReader& rr, std::size_t) {
+    Route route;
+    auto domain = rr.string("domain");
+    if (!domain || (*domain != "*" && !smtp::valid_domain(*domain, true)))
+      rr.fail("domain", "every [[route]] needs a domain, or \"*\" for all relayed mail");
+    route.domain = util::to_lower(*domain);
+    auto hop = rr.string("next_hop");
+    auto ep = hop ? Endpoint::parse(*hop, 25) : std::nullopt;
+    if (!ep)
+      rr.fail("next_hop",
+              "expected host[:port], e.g. \"[127.0.0.1]:2526\" or \"smtp.example.net:587\"");
+    route.next_hop = *ep;
+    c.routes.push_back(std::move(route));
   });
   sub_table(r, "dns", file_name, [&](TableReader& dr) {
     if (auto v = dr.strings("servers")) {

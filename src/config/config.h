@@ -63,6 +63,26 @@ struct Queue {
   std::uint64_t expire_ms = 2ull * 86400 * 1000;
 };
 
+// Outbound delivery (SPEC §4). Timeouts are RFC 5321 §4.5.3.2's by default.
+struct Delivery {
+  bool enabled = true;      // false: only queue (a hold, like Postfix without qmgr)
+  std::uint16_t port = 25;  // next-hop port for MX delivery
+  std::string helo_name;    // empty: hostname
+  std::uint64_t connect_timeout_ms = 30'000;
+  std::uint64_t command_timeout_ms = 300'000;
+  std::uint64_t data_timeout_ms = 600'000;
+  std::uint32_t max_connections = 100;  // outbound connections in all
+  std::uint32_t max_per_destination = 20;
+  bool starttls = true;  // opportunistic STARTTLS
+};
+
+// A next hop that replaces the MX lookup for a domain (a smarthost, like
+// Postfix's transport_maps and relayhost): domain "*" matches every relayed domain.
+struct Route {
+  std::string domain;  // lower case, or "*"
+  Endpoint next_hop;   // a host name here is looked up for A/AAAA, not MX
+};
+
 struct Dns {
   std::vector<std::string> servers;  // "127.0.0.1:5353"; empty: the system resolver
 };
@@ -81,12 +101,15 @@ struct Config {
   std::vector<Mailbox> mailboxes;
   std::vector<util::Cidr> relay_networks;
   Queue queue;
+  Delivery delivery;
+  std::vector<Route> routes;
   Dns dns;
   Log log;
   unsigned threads = 0;  // event loops; 0 = one per core
 
   const Mailbox* find_mailbox(std::string_view address) const;
   bool accepts_domain(std::string_view domain) const;
+  const Route* find_route(std::string_view domain) const;
 };
 
 class ConfigError : public std::runtime_error {

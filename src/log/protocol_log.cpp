@@ -1,6 +1,5 @@
 #include "log/protocol_log.h"
 
-#include <spdlog/async.h>
 #include <spdlog/sinks/daily_file_sink.h>
 #include <spdlog/spdlog.h>
 
@@ -57,7 +56,7 @@ void ProtocolLog::Session::event(char kind, std::string_view data) {
   line += kind;
   line += ',';
   append_csv_field(line, data);
-  log_->logger_->info(line);
+  log_->logger_->log(spdlog::level::info, spdlog::string_view_t(line));  // not a format string
 }
 
 }  // namespace tern::log

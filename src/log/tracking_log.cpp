@@ -39,7 +39,7 @@ void TrackingLog::write(const TrackingEvent& e) {
   line += std::to_string(e.size);
   line += ',';
   append_csv_field(line, e.detail);
-  logger_->info(line);
+  logger_->log(spdlog::level::info, spdlog::string_view_t(line));  // not a format string
 }
 
 }  // namespace tern::log

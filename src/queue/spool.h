@@ -38,6 +38,15 @@ struct NewMessage {
   std::string content;
 };
 
+// Several changes made durable together, atomically: new messages (a DSN),
+// updated envelopes (recipient states, next attempt) and removals.
+struct SpoolChange {
+  std::vector<NewMessage> add;
+  std::vector<Envelope> update;
+  std::vector<std::uint64_t> remove;
+  bool empty() const { return add.empty() && update.empty() && remove.empty(); }
+};
+
 using CommitCallback = std::function<void(CommitResult)>;
 
 class Spool {
@@ -48,14 +57,30 @@ class Spool {
   virtual std::uint64_t next_id() = 0;
   // Whether a message of this size fits above the configured free-space floor.
   virtual bool has_room(std::uint64_t size) = 0;
-  virtual void commit(NewMessage message, CommitCallback done) = 0;
+  // Makes change durable, sharing the sync with other pending changes; done
+  // runs on a spool thread once it is (or with the error).
+  virtual void apply(SpoolChange change, CommitCallback done) = 0;
+  void commit(NewMessage message, CommitCallback done) {
+    SpoolChange change;
+    change.add.push_back(std::move(message));
+    apply(std::move(change), std::move(done));
+  }
+  // apply() and wait: for the queue tools, never on an event loop.
+  CommitResult apply_and_wait(SpoolChange change);
 
   virtual std::vector<Envelope> list() = 0;
   virtual std::optional<Envelope> find(std::uint64_t id) = 0;
   virtual std::optional<std::string> content(std::uint64_t id) = 0;
-  // Durable updates from the scheduler and the queue tools.
-  virtual CommitResult update(const Envelope& envelope) = 0;
-  virtual CommitResult remove(std::uint64_t id) = 0;
+  CommitResult update(const Envelope& envelope) {
+    SpoolChange change;
+    change.update.push_back(envelope);
+    return apply_and_wait(std::move(change));
+  }
+  CommitResult remove(std::uint64_t id) {
+    SpoolChange change;
+    change.remove.push_back(id);
+    return apply_and_wait(std::move(change));
+  }
   // Waits for pending commits; further commits fail. Called at shutdown.
   virtual void close() = 0;
 };

@@ -2,7 +2,7 @@
 
 namespace tern::queue {
 
-void MemorySpool::commit(NewMessage m, CommitCallback done) {
+void MemorySpool::apply(SpoolChange change, CommitCallback done) {
   CommitResult result;
   {
     std::lock_guard lock(mu_);
@@ -10,8 +10,15 @@ void MemorySpool::commit(NewMessage m, CommitCallback done) {
       result = {fail_next, "injected failure"};
       fail_next = SpoolStatus::kOk;
     } else {
-      auto id = m.envelope.id;
-      messages_[id] = {std::move(m.envelope), m.prefix + m.content};
+      for (auto& m : change.add) {
+        auto id = m.envelope.id;
+        messages_[id] = {std::move(m.envelope), m.prefix + m.content};
+      }
+      for (auto& e : change.update) {
+        auto it = messages_.find(e.id);
+        if (it != messages_.end()) it->second.first = std::move(e);
+      }
+      for (auto id : change.remove) messages_.erase(id);
     }
   }
   done(result);
@@ -36,20 +43,6 @@ std::optional<std::string> MemorySpool::content(std::uint64_t id) {
   auto it = messages_.find(id);
   if (it == messages_.end()) return std::nullopt;
   return it->second.second;
-}
-
-CommitResult MemorySpool::update(const Envelope& e) {
-  std::lock_guard lock(mu_);
-  auto it = messages_.find(e.id);
-  if (it == messages_.end()) return {SpoolStatus::kError, "no such message"};
-  it->second.first = e;
-  return {};
-}
-
-CommitResult MemorySpool::remove(std::uint64_t id) {
-  std::lock_guard lock(mu_);
-  messages_.erase(id);
-  return {};
 }
 
 }  // namespace tern::queue

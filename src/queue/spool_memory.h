@@ -13,12 +13,10 @@ class MemorySpool final : public Spool {
  public:
   std::uint64_t next_id() override { return next_id_++; }
   bool has_room(std::uint64_t) override { return room; }
-  void commit(NewMessage message, CommitCallback done) override;
+  void apply(SpoolChange change, CommitCallback done) override;
   std::vector<Envelope> list() override;
   std::optional<Envelope> find(std::uint64_t id) override;
   std::optional<std::string> content(std::uint64_t id) override;
-  CommitResult update(const Envelope& envelope) override;
-  CommitResult remove(std::uint64_t id) override;
   void close() override {}
 
   bool room = true;

@@ -91,7 +91,7 @@ class RocksSpool final : public Spool {
     envelopes_ = handles[1];
     contents_ = handles[2];
     init_next_id();
-    if (mode == OpenMode::kServe) committer_ = std::thread([this] { commit_loop(); });
+    if (mode != OpenMode::kReadOnly) committer_ = std::thread([this] { commit_loop(); });
   }
 
   ~RocksSpool() override {
@@ -109,11 +109,15 @@ class RocksSpool final : public Spool {
     return free >= cfg_.min_free + size;
   }
 
-  void commit(NewMessage message, CommitCallback done) override {
+  void apply(SpoolChange change, CommitCallback done) override {
+    if (mode_ == OpenMode::kReadOnly) {
+      done({SpoolStatus::kError, "spool opened read-only"});
+      return;
+    }
     {
       std::lock_guard lock(mu_);
       if (!closing_) {
-        pending_.push_back({std::move(message), std::move(done)});
+        pending_.push_back({std::move(change), std::move(done)});
         cv_.notify_one();
         return;
       }
@@ -151,19 +155,6 @@ class RocksSpool final : public Spool {
     return value;
   }
 
-  CommitResult update(const Envelope& env) override {
-    rocksdb::WriteBatch batch;
-    batch.Put(envelopes_, id_key(env.id), encode(env));
-    return write(batch);
-  }
-
-  CommitResult remove(std::uint64_t id) override {
-    rocksdb::WriteBatch batch;
-    batch.Delete(envelopes_, id_key(id));
-    batch.Delete(contents_, id_key(id));
-    return write(batch);
-  }
-
   void close() override {
     {
       std::lock_guard lock(mu_);
@@ -177,7 +168,7 @@ class RocksSpool final : public Spool {
 
  private:
   struct Pending {
-    NewMessage message;
+    SpoolChange change;
     CommitCallback done;
   };
 
@@ -197,13 +188,7 @@ class RocksSpool final : public Spool {
     next_id_.store(next);
   }
 
-  CommitResult write(rocksdb::WriteBatch& batch) {
-    if (mode_ == OpenMode::kReadOnly) return {SpoolStatus::kError, "spool opened read-only"};
-    std::lock_guard lock(write_mu_);
-    return write_locked(batch);
-  }
-
-  CommitResult write_locked(rocksdb::WriteBatch& batch) {
+  CommitResult write_batch(rocksdb::WriteBatch& batch) {
     if (needs_resume_) {
       if (db_->Resume().ok()) needs_resume_ = false;
     }
@@ -217,38 +202,48 @@ class RocksSpool final : public Spool {
     return {};
   }
 
+  // The committer: everything pending goes into one WriteBatch and one sync.
   void commit_loop() {
-    std::vector<Pending> batch_items;
+    std::vector<Pending> items;
     for (;;) {
       {
         std::unique_lock lock(mu_);
         cv_.wait(lock, [&] { return !pending_.empty() || closing_; });
         if (pending_.empty() && closing_) return;
-        batch_items.swap(pending_);
+        items.swap(pending_);
       }
       std::uint64_t bytes = 0, max_id = 0;
-      for (const auto& p : batch_items) {
-        bytes += p.message.prefix.size() + p.message.content.size();
-        max_id = std::max(max_id, p.message.envelope.id);
-      }
+      for (const auto& p : items)
+        for (const auto& m : p.change.add) {
+          bytes += m.prefix.size() + m.content.size();
+          max_id = std::max(max_id, m.envelope.id);
+        }
       CommitResult result;
-      if (!has_room(bytes)) {
+      if (bytes > 0 && !has_room(bytes)) {
         result = {SpoolStatus::kNoSpace, "free space below [spool] min_free"};
       } else {
         rocksdb::WriteBatch batch;
-        for (auto& p : batch_items) {
-          std::string key = id_key(p.message.envelope.id);
-          rocksdb::Slice parts[2] = {p.message.prefix, p.message.content};
-          rocksdb::Slice key_slice(key);
-          batch.Put(contents_, rocksdb::SliceParts(&key_slice, 1), rocksdb::SliceParts(parts, 2));
-          batch.Put(envelopes_, key, encode(p.message.envelope));
-        }
-        batch.Put(default_, kNextIdKey, id_key(max_id + 1));
-        std::lock_guard lock(write_mu_);
-        result = write_locked(batch);
+        for (const auto& p : items) add_to_batch(batch, p.change);
+        if (max_id > 0) batch.Put(default_, kNextIdKey, id_key(max_id + 1));
+        result = write_batch(batch);
       }
-      for (auto& p : batch_items) p.done(result);
-      batch_items.clear();
+      for (auto& p : items) p.done(result);
+      items.clear();
+    }
+  }
+
+  void add_to_batch(rocksdb::WriteBatch& batch, const SpoolChange& change) {
+    for (const auto& m : change.add) {
+      std::string key = id_key(m.envelope.id);
+      rocksdb::Slice parts[2] = {m.prefix, m.content};
+      rocksdb::Slice key_slice(key);
+      batch.Put(contents_, rocksdb::SliceParts(&key_slice, 1), rocksdb::SliceParts(parts, 2));
+      batch.Put(envelopes_, key, encode(m.envelope));
+    }
+    for (const auto& e : change.update) batch.Put(envelopes_, id_key(e.id), encode(e));
+    for (auto id : change.remove) {
+      batch.Delete(envelopes_, id_key(id));
+      batch.Delete(contents_, id_key(id));
     }
   }
 
@@ -266,8 +261,7 @@ class RocksSpool final : public Spool {
   bool closing_ = false;
   std::thread committer_;
 
-  std::mutex write_mu_;
-  bool needs_resume_ = false;
+  bool needs_resume_ = false;  // only the committer thread writes
 };
 
 }  // namespace

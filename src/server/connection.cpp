@@ -6,6 +6,7 @@
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include "queue/spool_async.h"
 #include "server/server_context.h"
 #include "smtp/replies.h"
 #include "util/text.h"
@@ -41,23 +42,6 @@ std::string endpoint_of(const asio::ip::tcp::socket& s, bool local) {
   std::error_code ec;
   auto ep = local ? s.local_endpoint(ec) : s.remote_endpoint(ec);
   return ec ? std::string("unknown") : endpoint_text(ep);
-}
-
-// Hands a message to the spool and resumes the coroutine on its own executor
-// once the spool has synced it.
-net::awaitable<queue::CommitResult> async_commit(queue::Spool& spool, queue::NewMessage message) {
-  auto executor = co_await asio::this_coro::executor;
-  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(queue::CommitResult)>(
-      [&spool, executor](auto handler, queue::NewMessage m) {
-        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-        auto work = std::make_shared<asio::executor_work_guard<asio::any_io_executor>>(executor);
-        spool.commit(std::move(m), [shared, work](queue::CommitResult result) {
-          asio::post(work->get_executor(), [shared, result = std::move(result)]() mutable {
-            (*shared)(std::move(result));
-          });
-        });
-      },
-      asio::use_awaitable, std::move(message));
 }
 
 constexpr std::size_t kCommandReadSize = 4096;
@@ -208,10 +192,13 @@ net::awaitable<Step> Connection::commit() {
   for (const auto& r : e.recipients) recipients += (recipients.empty() ? "" : ";") + r.address;
   std::uint64_t id = e.id, size = e.size;
   std::string message_id = e.message_id, sender = e.sender;
-  auto result = co_await async_commit(server_.spool(), std::move(message));
+  queue::SpoolChange change;
+  change.add.push_back(std::move(message));
+  auto result = co_await queue::apply_async(server_.spool(), std::move(change));
   if (result.status == queue::SpoolStatus::kOk) {
     server_.tracking_log().write(
         {"RECEIVE", id, message_id, sender, recipients, remote_address_, size, listener_.name});
+    server_.message_queued(id);
   } else {
     info("spool refused the message: " + result.error);
   }
@@ -256,12 +243,13 @@ net::awaitable<void> Connection::run() {
       case Action::kContinue:
         break;
       case Action::kNeedInput:
-        open = co_await flush() && co_await read_more();
+        open = co_await flush();
+        if (open) open = co_await read_more();
         break;
       case Action::kStartTls:
         open = co_await flush();
         in_.clear();  // RFC 3207 §4.2: nothing sent before the handshake is a command
-        open = open && co_await start_tls();
+        if (open) open = co_await start_tls();
         if (open) session_->tls_established(net::tls_description(stream_.ssl()));
         break;
       case Action::kClose:

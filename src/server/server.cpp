@@ -10,6 +10,9 @@
 #include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <stdexcept>
 #include <thread>
@@ -23,6 +26,8 @@ namespace tern::server {
 namespace {
 // How long sessions may take to finish their message after SIGTERM.
 constexpr auto kShutdownGrace = std::chrono::seconds(30);
+// How long running delivery attempts may take to finish after that.
+constexpr auto kDeliveryGrace = std::chrono::seconds(10);
 
 asio::ip::tcp::endpoint resolve_listener(const config::Listener& l) {
   std::error_code ec;
@@ -43,23 +48,50 @@ Server::Server(config::Config config) : config_(std::move(config)) {
   tracking_log_ = std::make_unique<log::TrackingLog>(config_.log.directory);
   context_ = std::make_unique<ServerContext>(config_, *spool_, *protocol_log_, *tracking_log_);
   load_tls();
+  delivery_ = std::make_unique<DeliveryService>(config_, *spool_, *tracking_log_,
+                                                context_->blocking_pool());
+  context_->set_queued_hook([this](std::uint64_t id) { delivery_->enqueue(id); });
 
   unsigned n =
       config_.threads ? config_.threads : std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < n; ++i) loops_.push_back(std::make_unique<asio::io_context>(1));
 
-  for (const auto& l : config_.listeners) {
+  // One acceptor per listener and event loop, all on the same port
+  // (SO_REUSEPORT): the kernel spreads new connections over the loops, and a
+  // connection never changes threads.
+  for (std::size_t i = 0; i < config_.listeners.size(); ++i) {
+    const auto& l = config_.listeners[i];
     auto endpoint = resolve_listener(l);
-    auto acceptor = std::make_unique<asio::ip::tcp::acceptor>(*loops_[0]);
-    std::error_code ec;
-    acceptor->open(endpoint.protocol(), ec);
-    if (!ec) acceptor->set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
-    if (!ec) acceptor->bind(endpoint, ec);
-    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
-    if (ec)
-      throw std::runtime_error("listener " + l.name + ": cannot listen on " + l.address.str() +
-                               ": " + ec.message());
-    acceptors_.push_back(std::move(acceptor));
+    if (endpoint.port() != 0) {
+      // SO_REUSEPORT would let a second tern share the port silently: first
+      // make sure nobody listens there.
+      asio::ip::tcp::acceptor probe(*loops_[0]);
+      std::error_code ec;
+      probe.open(endpoint.protocol(), ec);
+      if (!ec) probe.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+      if (!ec) probe.bind(endpoint, ec);
+      if (ec)
+        throw std::runtime_error("listener " + l.name + ": cannot listen on " + l.address.str() +
+                                 ": " + ec.message());
+    }
+    for (auto& loop : loops_) {
+      auto acceptor = std::make_unique<asio::ip::tcp::acceptor>(*loop);
+      std::error_code ec;
+      acceptor->open(endpoint.protocol(), ec);
+      if (!ec) acceptor->set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+      if (!ec) {
+        int one = 1;
+        if (setsockopt(acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+          ec = std::error_code(errno, std::system_category());
+      }
+      if (!ec) acceptor->bind(endpoint, ec);
+      if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+      if (ec)
+        throw std::runtime_error("listener " + l.name + ": cannot listen on " + l.address.str() +
+                                 ": " + ec.message());
+      endpoint = acceptor->local_endpoint();  // port 0: the others take the port the first got
+      acceptors_.push_back({i, std::move(acceptor)});
+    }
   }
 }
 
@@ -76,8 +108,7 @@ void Server::load_tls() {
 net::awaitable<void> Server::accept_loop(std::size_t index, asio::ip::tcp::acceptor& acceptor) {
   const auto& listener = config_.listeners[index];
   for (;;) {
-    auto& loop = *loops_[next_loop_++ % loops_.size()];
-    auto [ec, socket] = co_await acceptor.async_accept(loop, net::use_tuple);
+    auto [ec, socket] = co_await acceptor.async_accept(net::use_tuple);
     if (stopping_ || ec == asio::error::operation_aborted) co_return;
     if (ec) {
       // Out of descriptors or memory: say so, breathe, go on.
@@ -93,7 +124,7 @@ net::awaitable<void> Server::accept_loop(std::size_t index, asio::ip::tcp::accep
       connection.reset();
       continue;
     }
-    asio::co_spawn(loop, connection->run(), [connection](std::exception_ptr e) {
+    asio::co_spawn(acceptor.get_executor(), connection->run(), [connection](std::exception_ptr e) {
       if (!e) return;
       try {
         std::rethrow_exception(e);
@@ -108,9 +139,12 @@ void Server::stop() {
   if (stopping_) return;
   stopping_ = true;
   std::fprintf(stderr, "tern: stopping\n");
-  for (auto& a : acceptors_) {
-    std::error_code ignored;
-    a->close(ignored);
+  for (auto& [index, a] : acceptors_) {
+    // Closed on its own loop: the accept in progress there is cancelled.
+    asio::post(a->get_executor(), [acceptor = a.get()] {
+      std::error_code ignored;
+      acceptor->close(ignored);
+    });
   }
   auto finish = [this] {
     asio::post(*loops_[0], [this] {
@@ -125,14 +159,16 @@ void Server::stop() {
 }
 
 int Server::run() {
-  for (std::size_t i = 0; i < acceptors_.size(); ++i) {
-    auto ep = acceptors_[i]->local_endpoint();
-    std::string where = ep.address().is_v6()
-                            ? "[" + ep.address().to_string() + "]:" + std::to_string(ep.port())
-                            : ep.address().to_string() + ":" + std::to_string(ep.port());
-    std::fprintf(stderr, "tern: listening %s %s\n", config_.listeners[i].name.c_str(),
-                 where.c_str());
-    asio::co_spawn(*loops_[0], accept_loop(i, *acceptors_[i]), asio::detached);
+  for (const auto& [index, acceptor] : acceptors_) {
+    if (acceptor->get_executor() == loops_[0]->get_executor()) {
+      auto ep = acceptor->local_endpoint();
+      std::string where = ep.address().is_v6()
+                              ? "[" + ep.address().to_string() + "]:" + std::to_string(ep.port())
+                              : ep.address().to_string() + ":" + std::to_string(ep.port());
+      std::fprintf(stderr, "tern: listening %s %s\n", config_.listeners[index].name.c_str(),
+                   where.c_str());
+    }
+    asio::co_spawn(acceptor->get_executor(), accept_loop(index, *acceptor), asio::detached);
   }
 
   asio::signal_set signals(*loops_[0], SIGINT, SIGTERM, SIGHUP);
@@ -157,12 +193,14 @@ int Server::run() {
   std::vector<std::thread> threads;
   for (std::size_t i = 1; i < loops_.size(); ++i)
     threads.emplace_back([this, i] { loops_[i]->run(); });
-  std::fprintf(stderr, "tern: ready (%zu event loops, spool %s)\n", loops_.size(),
-               config_.spool.path.c_str());
+  delivery_->start();
+  std::fprintf(stderr, "tern: ready (%zu event loops, spool %s, %zu queued)\n", loops_.size(),
+               config_.spool.path.c_str(), delivery_->loaded());
   std::fflush(stderr);
   loops_[0]->run();
   for (auto& t : threads) t.join();
   signals.cancel();
+  delivery_->stop(kDeliveryGrace);
   spool_->close();
   protocol_log_->flush();
   tracking_log_->flush();

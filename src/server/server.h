@@ -6,6 +6,7 @@
 
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
+#include <atomic>
 #include <memory>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "log/tracking_log.h"
 #include "net/awaitable.h"
 #include "queue/spool.h"
+#include "server/delivery_service.h"
 #include "server/server_context.h"
 
 namespace tern::server {
@@ -37,10 +39,11 @@ class Server {
   std::unique_ptr<log::ProtocolLog> protocol_log_;
   std::unique_ptr<log::TrackingLog> tracking_log_;
   std::unique_ptr<ServerContext> context_;
+  std::unique_ptr<DeliveryService> delivery_;
   std::vector<std::unique_ptr<asio::io_context>> loops_;
-  std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> acceptors_;
-  std::size_t next_loop_ = 0;
-  bool stopping_ = false;
+  // (listener index, acceptor); one per listener and loop
+  std::vector<std::pair<std::size_t, std::unique_ptr<asio::ip::tcp::acceptor>>> acceptors_;
+  std::atomic<bool> stopping_{false};
 };
 
 }  // namespace tern::server

@@ -40,6 +40,12 @@ class ServerContext {
   AuthThrottle& auth_throttle() { return throttle_; }
   asio::thread_pool& blocking_pool() { return blocking_; }
 
+  // Tells delivery that a message was queued (set by Server when delivery runs).
+  void set_queued_hook(std::function<void(std::uint64_t)> hook) { queued_hook_ = std::move(hook); }
+  void message_queued(std::uint64_t id) {
+    if (queued_hook_) queued_hook_(id);
+  }
+
   // The TLS context of a listener (null for tls = none); replaced on SIGHUP.
   std::shared_ptr<asio::ssl::context> tls_context(std::size_t listener) const;
   void set_tls_context(std::size_t listener, std::shared_ptr<asio::ssl::context> context);
@@ -70,6 +76,7 @@ class ServerContext {
   std::atomic<std::size_t> live_{0};
   std::atomic<bool> shutting_down_{false};
   std::function<void()> on_idle_;
+  std::function<void(std::uint64_t)> queued_hook_;
 };
 
 }  // namespace tern::server

@@ -3,6 +3,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
 
 #include <stdexcept>
 
@@ -54,6 +55,51 @@ std::shared_ptr<asio::ssl::context> client_context(bool verify) {
   SSL_CTX_set_default_verify_paths(native);
   SSL_CTX_set_verify(native, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
   return ctx;
+}
+
+namespace {
+std::string name_text(X509_NAME* name) {
+  if (!name) return {};
+  BIO* bio = BIO_new(BIO_s_mem());
+  X509_NAME_print_ex(bio, name, 0, XN_FLAG_ONELINE & ~ASN1_STRFLGS_ESC_MSB);
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio, &data);
+  std::string out(data, static_cast<std::size_t>(n));
+  BIO_free(bio);
+  return out;
+}
+
+std::string time_text(const ASN1_TIME* t) {
+  BIO* bio = BIO_new(BIO_s_mem());
+  ASN1_TIME_print(bio, t);
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio, &data);
+  std::string out(data, static_cast<std::size_t>(n));
+  BIO_free(bio);
+  return out;
+}
+}  // namespace
+
+PeerCertificate peer_certificate(SSL* ssl) {
+  PeerCertificate p;
+  if (!ssl) return p;
+  X509* cert = SSL_get1_peer_certificate(ssl);
+  if (!cert) return p;
+  p.present = true;
+  p.subject = name_text(X509_get_subject_name(cert));
+  p.issuer = name_text(X509_get_issuer_name(cert));
+  p.not_before = time_text(X509_get0_notBefore(cert));
+  p.not_after = time_text(X509_get0_notAfter(cert));
+  long result = SSL_get_verify_result(ssl);
+  p.verified = result == X509_V_OK;
+  p.verify_result = p.verified ? "ok" : X509_verify_cert_error_string(result);
+  X509_free(cert);
+  return p;
+}
+
+void expect_host(asio::ssl::context& context, const std::string& host) {
+  X509_VERIFY_PARAM* param = SSL_CTX_get0_param(context.native_handle());
+  X509_VERIFY_PARAM_set1_host(param, host.c_str(), 0);
 }
 
 }  // namespace tern::tls

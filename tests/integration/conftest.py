@@ -13,8 +13,8 @@ def make_server(tmp_path):
     """make_server(listeners=[(name, toml)], extra=toml) → a started TernServer."""
     servers = []
 
-    def make(listeners=(("default", ""),), extra="", start=True, folder=None):
-        server = TernServer(folder or tmp_path / f"tern{len(servers)}", base_config(listeners, extra))
+    def make(listeners=(("default", ""),), extra="", start=True, folder=None, delivery=None):
+        server = TernServer(folder or tmp_path / f"tern{len(servers)}", base_config(listeners, extra, delivery))
         servers.append(server)
         return server.start() if start else server
 

@@ -18,8 +18,12 @@ TERN = os.environ.get("TERN_BINARY", str(pathlib.Path(__file__).resolve().parent
 HOSTNAME = "mail.example.test"
 
 
-def base_config(listeners, extra=""):
-    """A configuration with example.test accepted and kate@/postmaster@ mailboxes."""
+def base_config(listeners, extra="", delivery=None):
+    """A configuration with example.test accepted and kate@/postmaster@ mailboxes.
+
+    delivery: the body of the [delivery] table; None holds all mail in the
+    queue (enabled = false), for tests that look at what was queued.
+    """
     text = textwrap.dedent(f"""\
         hostname = "{HOSTNAME}"
         [spool]
@@ -36,6 +40,7 @@ def base_config(listeners, extra=""):
         [log]
         directory = "log"
         """)
+    text += "[delivery]\n" + ("enabled = false\n" if delivery is None else delivery) + "\n"
     text += extra + "\n"
     for name, body in listeners:
         text += f'[[listener]]\nname = "{name}"\naddress = "127.0.0.1:0"\n{body}\n'

@@ -102,7 +102,7 @@ def test_missing_config_and_bad_command_line(tmp_path):
 
 
 def test_port_in_use_is_a_clear_error(server, tmp_path):
-    other = TernServer(tmp_path / "other", base_config([]).replace("", "") +
+    other = TernServer(tmp_path / "other", base_config([]) +
                        f'[[listener]]\nname = "clash"\naddress = "127.0.0.1:{server.port}"\n')
     out = subprocess.run([TERN, "serve", "--config", str(other.config)], capture_output=True, text=True, timeout=30)
     assert out.returncode == 1

@@ -1,0 +1,248 @@
+#include "delivery/destination_pool.h"
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/ip/address.hpp>
+
+#include "dns/mx_route.h"
+
+namespace tern::delivery {
+
+namespace {
+// How long a connection waits for the next message to the same destination.
+constexpr auto kKeepIdle = std::chrono::seconds(5);
+
+smtp::Reply made_up(int code, std::string_view enhanced, std::string text) {
+  return smtp::Reply(code, enhanced, text);
+}
+}  // namespace
+
+// A connection is kept for the next message only after it delivered something:
+// a peer that just deferred everything gets a fresh session next time.
+bool worth_keeping(const SmtpClient& client, const std::vector<RecipientOutcome>& outcomes) {
+  if (!client.reusable()) return false;
+  for (const auto& o : outcomes)
+    if (o.outcome.delivered()) return true;
+  return false;
+}
+
+bool host_failure(const std::vector<RecipientOutcome>& outcomes) {
+  if (outcomes.empty()) return false;
+  for (const auto& o : outcomes)
+    if (!o.outcome.temporary() ||
+        (o.outcome.scope != Scope::kHost && o.outcome.scope != Scope::kConnection))
+      return false;
+  return true;
+}
+
+std::vector<RecipientOutcome> all_recipients(const std::vector<std::size_t>& recipients,
+                                             const Outcome& outcome) {
+  std::vector<RecipientOutcome> out;
+  for (auto i : recipients) out.push_back({i, outcome});
+  return out;
+}
+
+DestinationPool::DestinationPool(asio::any_io_executor executor, const config::Config& config,
+                                 dns::Resolver& resolver, std::shared_ptr<asio::ssl::context> tls)
+    : executor_(std::move(executor)), config_(config), resolver_(resolver), tls_(std::move(tls)) {}
+
+DestinationPool::~DestinationPool() = default;
+
+ClientOptions DestinationPool::options(const std::string& peer_name, bool lmtp) const {
+  ClientOptions o;
+  o.helo_name = config_.delivery.helo_name.empty() ? config_.hostname : config_.delivery.helo_name;
+  o.peer_name = peer_name;
+  o.lmtp = lmtp;
+  o.tls = lmtp || !config_.delivery.starttls ? nullptr : tls_;
+  const auto& d = config_.delivery;
+  o.timeouts.connect = Millis(d.connect_timeout_ms);
+  o.timeouts.greeting = o.timeouts.command = Millis(d.command_timeout_ms);
+  o.timeouts.data_init = Millis(std::min<std::uint64_t>(d.command_timeout_ms, 120'000));
+  o.timeouts.data_block = Millis(std::min<std::uint64_t>(d.command_timeout_ms, 180'000));
+  o.timeouts.data_done = Millis(d.data_timeout_ms);
+  return o;
+}
+
+net::awaitable<void> DestinationPool::acquire(Destination& d) {
+  while (d.active >= config_.delivery.max_per_destination) {
+    asio::steady_timer wait(executor_, std::chrono::steady_clock::time_point::max());
+    d.waiting.push_back(&wait);
+    auto it = std::prev(d.waiting.end());
+    co_await wait.async_wait(net::use_tuple);
+    d.waiting.erase(it);
+  }
+  ++d.active;
+}
+
+void DestinationPool::release(Destination& d) {
+  --d.active;
+  if (!d.waiting.empty()) d.waiting.front()->cancel();
+}
+
+void DestinationPool::keep(const std::string& key, std::unique_ptr<SmtpClient> client) {
+  destinations_[key].idle.push_back({std::move(client), std::chrono::steady_clock::now()});
+  asio::co_spawn(executor_, expire_later(key), asio::detached);
+}
+
+net::awaitable<void> DestinationPool::expire_later(std::string key) {
+  asio::steady_timer timer(executor_, kKeepIdle);
+  co_await timer.async_wait(net::use_tuple);
+  auto it = destinations_.find(key);
+  if (it == destinations_.end()) co_return;
+  auto& idle = it->second.idle;
+  auto now = std::chrono::steady_clock::now();
+  while (!idle.empty() && now - idle.front().since >= kKeepIdle) {
+    auto client = std::move(idle.front().client);
+    idle.pop_front();
+    co_await client->quit();
+  }
+}
+
+net::awaitable<void> DestinationPool::close_idle() {
+  for (auto& [key, d] : destinations_) {
+    while (!d.idle.empty()) {
+      auto client = std::move(d.idle.front().client);
+      d.idle.pop_front();
+      co_await client->quit();
+    }
+  }
+}
+
+net::awaitable<std::optional<std::vector<RecipientOutcome>>> DestinationPool::try_idle(
+    Destination& d, Transaction t) {
+  while (!d.idle.empty()) {
+    auto client = std::move(d.idle.back().client);  // the most recently used
+    d.idle.pop_back();
+    auto out = co_await client->send(*t.envelope, *t.recipients, t.content);
+    if (host_failure(out)) continue;  // the kept connection went stale: open a fresh one
+    if (worth_keeping(*client, out)) {
+      d.idle.push_back({std::move(client), std::chrono::steady_clock::now()});
+    } else {
+      co_await client->quit();
+    }
+    co_return out;
+  }
+  co_return std::nullopt;
+}
+
+net::awaitable<std::vector<RecipientOutcome>> DestinationPool::deliver(const std::string& key,
+                                                                       bool lmtp, Plan plan,
+                                                                       Transaction t) {
+  if (plan.failure) co_return all_recipients(*t.recipients, *plan.failure);
+  Outcome last = Outcome::temporary_failure(Scope::kHost,
+                                            made_up(451, "4.4.0", "No next hop could be reached"));
+  for (const auto& hop : plan.hops) {
+    auto opened = co_await SmtpClient::open(executor_, hop.endpoint, options(hop.name, lmtp));
+    if (!opened.client) {
+      last = opened.failure;
+      continue;
+    }
+    auto out = co_await opened.client->send(*t.envelope, *t.recipients, t.content);
+    if (host_failure(out)) {
+      last = out.front().outcome;
+      co_await opened.client->quit();
+      continue;
+    }
+    if (worth_keeping(*opened.client, out)) {
+      keep(key, std::move(opened.client));
+    } else {
+      co_await opened.client->quit();
+    }
+    co_return out;
+  }
+  co_return all_recipients(*t.recipients, last);
+}
+
+net::awaitable<DestinationPool::Plan> DestinationPool::plan_endpoint(
+    const std::string& name, const config::Endpoint& endpoint, std::uint16_t default_port) {
+  Plan plan;
+  std::uint16_t port = endpoint.port ? endpoint.port : default_port;
+  std::error_code ec;
+  auto address = asio::ip::make_address(endpoint.host, ec);
+  if (!ec) {
+    plan.hops.push_back({name, {address, port}});
+    co_return plan;
+  }
+  auto found = co_await resolver_.addresses(endpoint.host);
+  if (!found.ok()) {
+    int code = dns::is_temporary(found.error) ? 451 : 550;
+    plan.failure =
+        code == 451
+            ? Outcome::temporary_failure(
+                  Scope::kHost,
+                  made_up(451, "4.4.3", "Next hop " + endpoint.host + ": " + found.message))
+            : Outcome::permanent_failure(
+                  Scope::kMessage,
+                  made_up(550, "5.4.4", "Next hop " + endpoint.host + ": " + found.message));
+    co_return plan;
+  }
+  for (const auto& a : found.records)
+    plan.hops.push_back({name, {asio::ip::make_address(a.address), port}});
+  co_return plan;
+}
+
+net::awaitable<DestinationPool::Plan> DestinationPool::plan_remote(const std::string& domain) {
+  if (const auto* route = config_.find_route(domain))
+    co_return co_await plan_endpoint(route->next_hop.host, route->next_hop, 25);
+  if (!domain.empty() && domain.front() == '[') {  // an address literal: no DNS (RFC 5321 §5.1)
+    std::string literal = domain.substr(1, domain.size() - 2);
+    if (literal.rfind("IPv6:", 0) == 0 || literal.rfind("ipv6:", 0) == 0)
+      literal = literal.substr(5);
+    co_return co_await plan_endpoint(domain, config::Endpoint{literal, config_.delivery.port},
+                                     config_.delivery.port);
+  }
+  auto route = co_await dns::find_mx_route(resolver_, domain);
+  Plan plan;
+  if (route.kind == dns::RouteKind::kNoAddress) {
+    // MX records that point nowhere are a DNS mistake that may be mended:
+    // defer with the reason, and give up only when the message expires.
+    std::string why = route.failure.lines.front();
+    for (const auto& h : route.hosts)
+      if (!h.note.empty())
+        why += "; " + (h.name.empty() ? std::string(".") : h.name) + ": " + h.note;
+    plan.failure = Outcome::temporary_failure(Scope::kHost, made_up(451, "4.4.4", why));
+    co_return plan;
+  }
+  if (!route.deliverable()) {
+    plan.failure = route.temporary_failure()
+                       ? Outcome::temporary_failure(Scope::kHost, route.failure)
+                       : Outcome::permanent_failure(Scope::kMessage, route.failure);
+    co_return plan;
+  }
+  for (const auto& host : route.hosts)
+    for (const auto& a : host.addresses) {
+      std::error_code ec;
+      auto address = asio::ip::make_address(a.address, ec);
+      if (!ec) plan.hops.push_back({host.name, {address, config_.delivery.port}});
+    }
+  co_return plan;
+}
+
+net::awaitable<std::vector<RecipientOutcome>> DestinationPool::deliver_remote(
+    const std::string& domain, Transaction t) {
+  auto& d = destinations_[domain];
+  co_await acquire(d);
+  auto out = co_await try_idle(d, t);
+  if (!out) {
+    auto plan = co_await plan_remote(domain);
+    out = co_await deliver(domain, false, std::move(plan), t);
+  }
+  release(d);
+  co_return std::move(*out);
+}
+
+net::awaitable<std::vector<RecipientOutcome>> DestinationPool::deliver_lmtp(
+    const config::Endpoint& endpoint, Transaction t) {
+  std::string key = "lmtp:" + endpoint.str();
+  auto& d = destinations_[key];
+  co_await acquire(d);
+  auto out = co_await try_idle(d, t);
+  if (!out) {
+    auto plan = co_await plan_endpoint(endpoint.str(), endpoint, 24);
+    out = co_await deliver(key, true, std::move(plan), t);
+  }
+  release(d);
+  co_return std::move(*out);
+}
+
+}  // namespace tern::delivery

@@ -1,0 +1,255 @@
+#include "queue/scheduler.h"
+
+#include <spdlog/spdlog.h>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/post.hpp>
+#include <chrono>
+
+#include "queue/spool_async.h"
+
+namespace tern::queue {
+
+namespace {
+std::int64_t system_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+Scheduler::Scheduler(asio::any_io_executor executor, const config::Config& config, Spool& spool,
+                     log::TrackingLog& tracking, delivery::Dispatcher& dispatcher, Clock clock)
+    : executor_(executor),
+      config_(config),
+      spool_(spool),
+      tracking_(tracking),
+      dispatcher_(dispatcher),
+      clock_(clock ? std::move(clock) : Clock(system_now_ms)),
+      recorder_(config, spool),
+      timer_(executor) {}
+
+std::size_t Scheduler::load() {
+  std::size_t n = 0;
+  for (const auto& e : spool_.list()) {
+    bool pending = false;
+    for (const auto& r : e.recipients) pending = pending || !r.done();
+    if (!pending) {  // delivered before a crash, not yet removed
+      spool_.remove(e.id);
+      continue;
+    }
+    schedule(e.id, e.next_attempt_ms);
+    ++n;
+  }
+  return n;
+}
+
+void Scheduler::start() {
+  asio::co_spawn(executor_, timer_loop(), asio::detached);
+}
+
+void Scheduler::enqueue(std::uint64_t id) {
+  asio::post(executor_, [this, id] { schedule(id, clock_()); });
+}
+
+void Scheduler::schedule(std::uint64_t id, std::int64_t due) {
+  auto& e = entries_[id];
+  if (!e.running) due_.erase({e.due, id});
+  e.due = due;
+  if (e.running) return;  // rescheduled when the attempt ends
+  due_.insert({due, id});
+  if (due_.begin()->second == id) timer_.cancel();  // earlier than what the timer waits for
+}
+
+void Scheduler::unschedule(std::uint64_t id) {
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return;
+  if (!it->second.running) due_.erase({it->second.due, id});
+  entries_.erase(it);
+}
+
+net::awaitable<void> Scheduler::timer_loop() {
+  while (!stopped_) {
+    start_due();
+    if (due_.empty()) {
+      timer_.expires_at(std::chrono::steady_clock::time_point::max());
+    } else {
+      auto wait = std::max<std::int64_t>(0, due_.begin()->first - clock_());
+      timer_.expires_after(std::chrono::milliseconds(std::min<std::int64_t>(wait, 60'000)));
+    }
+    co_await timer_.async_wait(net::use_tuple);
+  }
+}
+
+void Scheduler::start_due() {
+  std::int64_t now = clock_();
+  while (!stopped_ && !due_.empty() && due_.begin()->first <= now &&
+         running_ < config_.delivery.max_connections) {
+    auto [due, id] = *due_.begin();
+    due_.erase(due_.begin());
+    entries_[id].running = true;
+    ++running_;
+    asio::co_spawn(executor_, attempt(id), [this, id](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        spdlog::error("delivery of {} failed inside tern: {}; will retry", id, ex.what());
+      }
+      finish_attempt(id, nullptr);
+    });
+  }
+}
+
+net::awaitable<AttemptResult> Scheduler::deliver_once(Envelope& env, const std::string& content) {
+  std::int64_t now = clock_();
+  if (recorder_.expired(env, now)) {
+    auto days = config_.queue.expire_ms / 3'600'000.0;
+    co_return recorder_.fail_pending(
+        env, content,
+        smtp::Reply(550, "5.4.7",
+                    "Delivery time expired: gave up after " +
+                        std::to_string(static_cast<int>(days)) + " hours"),
+        now);
+  }
+  std::vector<std::size_t> pending;
+  for (std::size_t i = 0; i < env.recipients.size(); ++i)
+    if (!env.recipients[i].done()) pending.push_back(i);
+  auto outcomes = co_await dispatcher_.deliver(env, content, pending);
+  co_return recorder_.record(env, content, outcomes, clock_());
+}
+
+net::awaitable<void> Scheduler::attempt(std::uint64_t id) {
+  auto env = spool_.find(id);
+  auto content = spool_.content(id);
+  if (!env || !content) {  // deleted meanwhile
+    AttemptResult gone;
+    gone.finished = true;
+    finish_attempt(id, &gone);
+    co_return;
+  }
+  AttemptResult result = co_await deliver_once(*env, *content);
+  auto& entry = entries_[id];
+  if (entry.after == Entry::After::kBounce && !result.finished) {
+    auto more = recorder_.fail_pending(
+        *env, *content, smtp::Reply(550, "5.0.0", "Bounced by the administrator"), clock_());
+    for (auto& m : result.change.add) more.change.add.push_back(std::move(m));
+    more.tracking.insert(more.tracking.begin(), result.tracking.begin(), result.tracking.end());
+    more.new_messages.insert(more.new_messages.end(), result.new_messages.begin(),
+                             result.new_messages.end());
+    result = std::move(more);
+  } else if (entry.after == Entry::After::kDelete) {
+    result.change.update.clear();
+    result.change.remove = {id};
+    result.finished = true;
+  }
+  auto written = co_await apply_async(spool_, result.change);
+  if (written.status != SpoolStatus::kOk) {
+    spdlog::error("queue {}: cannot record the delivery attempt: {}; will retry", id,
+                  written.error);
+    finish_attempt(id, nullptr);
+    co_return;
+  }
+  write_tracking(*env, result);
+  for (auto dsn_id : result.new_messages) schedule(dsn_id, clock_());
+  finish_attempt(id, &result);
+}
+
+void Scheduler::finish_attempt(std::uint64_t id, const AttemptResult* result) {
+  --running_;
+  auto it = entries_.find(id);
+  if (it != entries_.end()) {
+    auto after = it->second.after;
+    it->second.running = false;
+    it->second.after = Entry::After::kNothing;
+    if (result && result->finished) {
+      entries_.erase(it);
+    } else {
+      std::int64_t next = result ? result->next_attempt_ms : clock_() + 60'000;
+      if (after == Entry::After::kRetry) next = clock_();
+      it->second.due = next;
+      due_.insert({next, id});
+    }
+  }
+  timer_.cancel();  // a slot is free: look again
+  if (stopped_ && running_ == 0 && on_idle_) std::exchange(on_idle_, nullptr)();
+}
+
+void Scheduler::write_tracking(const Envelope& env, const AttemptResult& result) {
+  for (const auto& t : result.tracking)
+    tracking_.write(
+        {t.event, t.id, env.message_id, env.sender, t.recipient, t.remote, env.size, t.detail});
+}
+
+std::string Scheduler::retry(std::optional<std::uint64_t> id) {
+  std::int64_t now = clock_();
+  if (!id) {
+    std::vector<std::uint64_t> ids;
+    for (auto& [i, e] : entries_)
+      if (!e.running) ids.push_back(i);
+    for (auto i : ids) schedule(i, now);
+    return "ok: " + std::to_string(ids.size()) + " message(s) will be tried now";
+  }
+  auto it = entries_.find(*id);
+  if (it == entries_.end())
+    return "error: no message with InternalId " + std::to_string(*id) + " in the queue";
+  if (it->second.running) {
+    it->second.after = Entry::After::kRetry;
+    return "ok: " + std::to_string(*id) +
+           " is being delivered now; it will be tried again at once if needed";
+  }
+  schedule(*id, now);
+  return "ok: " + std::to_string(*id) + " will be tried now";
+}
+
+net::awaitable<std::string> Scheduler::remove(std::uint64_t id) {
+  auto it = entries_.find(id);
+  if (it != entries_.end() && it->second.running) {
+    it->second.after = Entry::After::kDelete;
+    co_return "ok: " + std::to_string(id) + " will be deleted when its current attempt ends";
+  }
+  auto env = spool_.find(id);
+  if (!env) co_return "error: no message with InternalId " + std::to_string(id) + " in the queue";
+  SpoolChange change;
+  change.remove.push_back(id);
+  auto r = co_await apply_async(spool_, std::move(change));
+  if (r.status != SpoolStatus::kOk) co_return "error: " + r.error;
+  unschedule(id);
+  tracking_.write({"FAIL", id, env->message_id, env->sender, "", "", env->size,
+                   "deleted by the administrator"});
+  co_return "ok: " + std::to_string(id) + " deleted (no notice sent)";
+}
+
+net::awaitable<std::string> Scheduler::bounce(std::uint64_t id) {
+  auto it = entries_.find(id);
+  if (it != entries_.end() && it->second.running) {
+    it->second.after = Entry::After::kBounce;
+    co_return "ok: " + std::to_string(id) +
+        " will be returned to its sender when its current attempt ends";
+  }
+  auto env = spool_.find(id);
+  auto content = spool_.content(id);
+  if (!env || !content)
+    co_return "error: no message with InternalId " + std::to_string(id) + " in the queue";
+  auto result = recorder_.fail_pending(
+      *env, *content, smtp::Reply(550, "5.0.0", "Bounced by the administrator"), clock_());
+  auto r = co_await apply_async(spool_, result.change);
+  if (r.status != SpoolStatus::kOk) co_return "error: " + r.error;
+  unschedule(id);
+  write_tracking(*env, result);
+  for (auto dsn_id : result.new_messages) schedule(dsn_id, clock_());
+  co_return "ok: " + std::to_string(id) + " returned to " +
+      (env->sender.empty() ? "<> (no notice)" : env->sender);
+}
+
+void Scheduler::stop(std::function<void()> on_idle) {
+  stopped_ = true;
+  timer_.cancel();
+  if (running_ == 0) {
+    on_idle();
+  } else {
+    on_idle_ = std::move(on_idle);
+  }
+}
+
+}  // namespace tern::queue

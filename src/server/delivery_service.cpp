@@ -1,0 +1,78 @@
+#include "server/delivery_service.h"
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/post.hpp>
+#include <future>
+
+#include "delivery/destination_pool.h"
+#include "delivery/dispatcher.h"
+#include "dns/resolver_cares.h"
+#include "queue/scheduler.h"
+#include "server/control_socket.h"
+#include "tls/context.h"
+
+namespace tern::server {
+
+DeliveryService::DeliveryService(const config::Config& config, queue::Spool& spool,
+                                 log::TrackingLog& tracking, asio::thread_pool& blocking)
+    : loop_(std::make_unique<asio::io_context>(1)) {
+  auto ex = loop_->get_executor();
+  dns::CaresOptions dns_options;
+  dns_options.servers = config.dns.servers;
+  resolver_ = std::make_unique<dns::CaresResolver>(ex, dns_options);
+  pool_ = std::make_unique<delivery::DestinationPool>(ex, config, *resolver_,
+                                                      tls::client_context(false));
+  dispatcher_ = std::make_unique<delivery::Dispatcher>(ex, config, blocking, *pool_);
+  scheduler_ = std::make_unique<queue::Scheduler>(ex, config, spool, tracking, *dispatcher_);
+  control_ = std::make_unique<ControlSocket>(ex, config.spool.path, *scheduler_);
+  enabled_ = config.delivery.enabled;
+  if (enabled_) loaded_ = scheduler_->load();
+}
+
+DeliveryService::~DeliveryService() {
+  stop(std::chrono::milliseconds(0));
+  // Components first (they cancel their timers and sockets on a live loop),
+  // then the loop, which destroys the coroutines that were still waiting.
+  control_.reset();
+  scheduler_.reset();
+  dispatcher_.reset();
+  pool_.reset();
+  resolver_.reset();
+  loop_.reset();
+}
+
+void DeliveryService::start() {
+  if (enabled_) scheduler_->start();
+  control_->start();
+  thread_ = std::thread([this] {
+    auto work = asio::make_work_guard(*loop_);
+    loop_->run();
+  });
+}
+
+void DeliveryService::enqueue(std::uint64_t id) {
+  if (enabled_) scheduler_->enqueue(id);
+}
+
+void DeliveryService::stop(std::chrono::milliseconds grace) {
+  if (stopped_) return;
+  stopped_ = true;
+  if (thread_.joinable()) {
+    auto idle = std::make_shared<std::promise<void>>();
+    asio::post(*loop_, [this, idle] {
+      control_->stop();
+      scheduler_->stop([idle] { idle->set_value(); });
+    });
+    idle->get_future().wait_for(grace);
+    auto closed = std::make_shared<std::promise<void>>();
+    asio::co_spawn(*loop_, pool_->close_idle(),
+                   [closed](std::exception_ptr) { closed->set_value(); });
+    closed->get_future().wait_for(std::chrono::seconds(2));
+    loop_->stop();
+    thread_.join();
+  }
+}
+
+}  // namespace tern::server

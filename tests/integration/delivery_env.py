@@ -1,0 +1,129 @@
+"""The world end-to-end delivery tests run in: a dnsmasq with the test
+domains' MX and A records, scripted SMTP peers on other loopback addresses
+(127.0.0.2, 127.0.0.3, … port 25), and a tern that relays for 127.0.0.0/8,
+retries after one second and gives up on silent peers after two.
+
+    def test_x(mta):
+        a = mta.address()
+        peer = mta.peer(a)
+        mta.dns(mx=[("fabrikam.test", "mx1.fabrikam.test", 10)], hosts=[("mx1.fabrikam.test", a)])
+        tern = mta.tern()
+        mta.send(tern, "chris@example.test", ["kate@fabrikam.test"])
+        peer.wait_for_messages(1)
+"""
+import json
+import pathlib
+import smtplib
+import subprocess
+import time
+
+import pytest
+
+from dns_server import DnsServer
+from peers import ScriptedPeer, free_address
+from ternlib import TernServer, base_config
+
+HERE = pathlib.Path(__file__).parent
+DSN_CHECK = HERE / "dsn_check.py"
+
+
+def wait_until(predicate, timeout=30, what="condition", interval=0.05):
+    """Polls predicate until it returns something true; for state that gives
+    no event (a file appearing, the queue changing). Bounded by timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+class Mta:
+    def __init__(self, tmp_path):
+        self.tmp = tmp_path
+        self.taken = []
+        self.peers = []
+        self.dns_server = None
+        self.servers = []
+
+    def address(self):
+        """A loopback address whose port 25 is free (127.0.0.2 and up)."""
+        host = free_address(25, first=2, avoid=self.taken)
+        self.taken.append(host)
+        return host
+
+    def peer(self, host=None, **kwargs):
+        peer = ScriptedPeer(host or self.address(), **kwargs).start()
+        self.peers.append(peer)
+        return peer
+
+    def dns(self, mx=(), hosts=()):
+        self.dns_server = DnsServer(mx=mx, hosts=hosts).start()
+        return self.dns_server
+
+    def tern(self, extra="", delivery="", retry='["1s"]', queue="", listeners=(("default", ""),), name=None):
+        """A started tern; extra, delivery and queue add TOML to the top level,
+        [delivery] and [queue]."""
+        dns = f'[dns]\nservers = ["{self.dns_server.address}"]\n' if self.dns_server else ""
+        extra = (f'[relay]\nnetworks = ["127.0.0.0/8"]\n[queue]\nretry = {retry}\n{queue}\n' + dns + extra)
+        delivery = 'connect_timeout = "2s"\ncommand_timeout = "2s"\ndata_timeout = "5s"\n' + delivery
+        server = TernServer(self.tmp / (name or f"tern{len(self.servers)}"), base_config(listeners, extra, delivery))
+        self.servers.append(server)
+        return server.start()
+
+    @staticmethod
+    def send(server, sender, recipients, body="Subject: test\r\n\r\nThis is a test message\r\n",
+             mail_options=(), rcpt_options=()):
+        with smtplib.SMTP("127.0.0.1", server.port, timeout=30) as s:
+            s.ehlo("client.test")
+            refused = s.sendmail(sender, recipients, body, list(mail_options), list(rcpt_options))
+        assert refused == {}
+        return server.queue_json()
+
+    def close(self):
+        for s in self.servers:
+            if s.proc and s.proc.poll() is None:
+                s.kill()
+        for p in self.peers:
+            p.stop()
+        if self.dns_server:
+            self.dns_server.stop()
+
+
+@pytest.fixture
+def mta(tmp_path):
+    m = Mta(tmp_path)
+    yield m
+    m.close()
+
+
+def maildir_files(server, user):
+    new = server.folder / "mail" / user / "new"
+    return sorted(new.iterdir()) if new.exists() else []
+
+
+def wait_for_maildir(server, user, n=1, timeout=30):
+    return wait_until(lambda: len(maildir_files(server, user)) >= n and maildir_files(server, user),
+                      timeout, f"{n} message(s) in {user}'s Maildir")
+
+
+def dsn_summary(path):
+    """dsn_check.py's JSON summary of a notice file (parsed by Python's email)."""
+    out = subprocess.run(["/usr/bin/python3", str(DSN_CHECK), str(path)], capture_output=True, text=True)
+    summary = json.loads(out.stdout)
+    summary["exit"] = out.returncode
+    return summary
+
+
+def queue_state(server):
+    """{recipient address: (status, last_reply)} over the whole queue."""
+    return {r["address"]: (r["status"], r.get("last_reply", "")) for q in server.queue_json() for r in q["recipients"]}
+
+
+def tracking(server):
+    import csv
+    import io
+    rows = csv.reader(io.StringIO(server.log_text("message-tracking")))
+    return [r for r in rows if r and not r[0].startswith("#")]
