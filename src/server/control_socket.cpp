@@ -74,7 +74,7 @@ net::awaitable<void> ControlSocket::serve(stream_protocol::socket socket) {
   asio::streambuf buffer(4096);
   auto [ec, n] = co_await asio::async_read_until(socket, buffer, '\n', net::use_tuple);
   if (ec) co_return;
-  std::string line(asio::buffers_begin(buffer.data()), asio::buffers_begin(buffer.data()) + n);
+  std::string line(asio::buffers_begin(buffer.data()), asio::buffers_begin(buffer.data()) + n - 1);
   std::string answer = co_await execute(std::string(util::trim(line))) + "\n";
   co_await asio::async_write(socket, asio::buffer(answer), net::use_tuple);
 }
@@ -104,7 +104,8 @@ std::optional<std::string> control_request(const std::filesystem::path& path,
   asio::streambuf buffer(4096);
   std::size_t n = asio::read_until(socket, buffer, '\n', ec);
   if (ec && n == 0) return std::nullopt;
-  std::string answer(asio::buffers_begin(buffer.data()), asio::buffers_begin(buffer.data()) + n);
+  if (n == 0) return std::nullopt;
+  std::string answer(asio::buffers_begin(buffer.data()), asio::buffers_begin(buffer.data()) + n - 1);
   return std::string(util::trim(answer));
 }
 
