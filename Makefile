@@ -19,10 +19,10 @@ build: deps
 	@cmake -S . -B build $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=Release >/dev/null
 	@cmake --build build -j $(JOBS)
 
-# Unit tests under AddressSanitizer and UndefinedBehaviorSanitizer.
+# Unit tests and a tern binary under AddressSanitizer and UndefinedBehaviorSanitizer.
 asan: deps
 	@cmake -S . -B build-asan $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=Debug -DTERN_SANITIZE=ON >/dev/null
-	@cmake --build build-asan -j $(JOBS) --target unit_tests
+	@cmake --build build-asan -j $(JOBS) --target unit_tests tern
 
 fuzz-build: deps
 	@CC=clang CXX=clang++ cmake -S . -B build-fuzz $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTERN_FUZZ=ON -DTERN_WERROR=ON >/dev/null
@@ -33,7 +33,7 @@ run: build
 	./build/tern serve --config etc/tern.toml
 
 test: build asan fuzz-build
-	@$(MAKE) --no-print-directory unit integration fuzz-smoke
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) ./scripts/run-tests.sh
 
 unit:
 	@cd build-asan && ctest --output-on-failure

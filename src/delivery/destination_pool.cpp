@@ -80,22 +80,30 @@ void DestinationPool::release(Destination& d) {
 }
 
 void DestinationPool::keep(const std::string& key, std::unique_ptr<SmtpClient> client) {
-  destinations_[key].idle.push_back({std::move(client), std::chrono::steady_clock::now()});
-  asio::co_spawn(executor_, expire_later(key), asio::detached);
+  auto& d = destinations_[key];
+  d.idle.push_back({std::move(client), std::chrono::steady_clock::now()});
+  if (!d.sweeping) {
+    d.sweeping = true;
+    asio::co_spawn(executor_, sweep(key), asio::detached);
+  }
 }
 
-net::awaitable<void> DestinationPool::expire_later(std::string key) {
-  asio::steady_timer timer(executor_, kKeepIdle);
-  co_await timer.async_wait(net::use_tuple);
-  auto it = destinations_.find(key);
-  if (it == destinations_.end()) co_return;
-  auto& idle = it->second.idle;
-  auto now = std::chrono::steady_clock::now();
-  while (!idle.empty() && now - idle.front().since >= kKeepIdle) {
-    auto client = std::move(idle.front().client);
-    idle.pop_front();
-    co_await client->quit();
+// One sweeper per destination while it has kept connections: closes those
+// idle for longer than kKeepIdle.
+net::awaitable<void> DestinationPool::sweep(std::string key) {
+  auto& d = destinations_[key];
+  asio::steady_timer timer(executor_);
+  while (!d.idle.empty()) {
+    timer.expires_at(d.idle.front().since + kKeepIdle);
+    co_await timer.async_wait(net::use_tuple);
+    auto now = std::chrono::steady_clock::now();
+    while (!d.idle.empty() && now - d.idle.front().since >= kKeepIdle) {
+      auto client = std::move(d.idle.front().client);
+      d.idle.pop_front();
+      co_await client->quit();
+    }
   }
+  d.sweeping = false;
 }
 
 net::awaitable<void> DestinationPool::close_idle() {
@@ -116,7 +124,7 @@ net::awaitable<std::optional<std::vector<RecipientOutcome>>> DestinationPool::tr
     auto out = co_await client->send(*t.envelope, *t.recipients, t.content);
     if (host_failure(out)) continue;  // the kept connection went stale: open a fresh one
     if (worth_keeping(*client, out)) {
-      d.idle.push_back({std::move(client), std::chrono::steady_clock::now()});
+      d.idle.push_back({std::move(client), std::chrono::steady_clock::now()});  // the sweeper runs
     } else {
       co_await client->quit();
     }

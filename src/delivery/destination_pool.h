@@ -65,6 +65,7 @@ class DestinationPool {
   struct Destination {
     std::deque<Idle> idle;
     unsigned active = 0;
+    bool sweeping = false;  // a sweep() runs for the kept connections
     std::list<asio::steady_timer*> waiting;
   };
 
@@ -78,7 +79,7 @@ class DestinationPool {
   net::awaitable<void> acquire(Destination& d);
   void release(Destination& d);
   void keep(const std::string& key, std::unique_ptr<SmtpClient> client);
-  net::awaitable<void> expire_later(std::string key);
+  net::awaitable<void> sweep(std::string key);
   ClientOptions options(const std::string& peer_name, bool lmtp) const;
 
   asio::any_io_executor executor_;
