@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace CLI {
@@ -24,5 +25,8 @@ void add_mx(CLI::App& app, int& exit_code);
 
 // Shared: "tern: <message>" on stderr.
 void print_error(const std::string& message);
+// Runs a command body: its return value is the exit code; a bad configuration
+// exits 2 and any other exception 1, each as one line on stderr.
+int run_guarded(const std::function<int()>& body);
 
 }  // namespace tern::cli

@@ -199,19 +199,6 @@ int act(const QueueOptions& o, const std::string& action) {
   return ok ? 0 : 1;
 }
 
-template <typename Fn>
-void guarded(int& exit_code, Fn fn) {
-  try {
-    exit_code = fn();
-  } catch (const config::ConfigError& e) {
-    print_error(std::string("bad configuration: ") + e.what());
-    exit_code = 2;
-  } catch (const std::exception& e) {
-    print_error(e.what());
-    exit_code = 1;
-  }
-}
-
 }  // namespace
 
 void add_queue(CLI::App& app, int& exit_code) {
@@ -224,14 +211,14 @@ void add_queue(CLI::App& app, int& exit_code) {
   };
   auto* list_cmd = cmd->add_subcommand("list", "List queued messages");
   common(list_cmd);
-  list_cmd->callback([o, &exit_code] { guarded(exit_code, [&] { return list(*o); }); });
+  list_cmd->callback([o, &exit_code] { exit_code = run_guarded([&] { return list(*o); }); });
 
   auto* show_cmd =
       cmd->add_subcommand("show", "Show one message: envelope, recipients' states, headers");
   common(show_cmd);
   show_cmd->add_option("id", o->id, "InternalId")->required();
   show_cmd->add_flag("--content", o->content, "print the whole message, not only its headers");
-  show_cmd->callback([o, &exit_code] { guarded(exit_code, [&] { return show(*o); }); });
+  show_cmd->callback([o, &exit_code] { exit_code = run_guarded([&] { return show(*o); }); });
 
   struct Action {
     const char* name;
@@ -252,12 +239,12 @@ void add_queue(CLI::App& app, int& exit_code) {
           exit_code = 2;
           return;
         }
-        guarded(exit_code, [&] { return act(*o, name); });
+        exit_code = run_guarded([&] { return act(*o, name); });
       });
     } else {
       id->required();
       sub->callback([o, &exit_code, name = std::string(a.name)] {
-        guarded(exit_code, [&] { return act(*o, name); });
+        exit_code = run_guarded([&] { return act(*o, name); });
       });
     }
   }

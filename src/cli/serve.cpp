@@ -12,21 +12,27 @@ void print_error(const std::string& message) {
   std::fprintf(stderr, "tern: %s\n", message.c_str());
 }
 
+int run_guarded(const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const config::ConfigError& e) {
+    print_error(std::string("bad configuration: ") + e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    print_error(e.what());
+    return 1;
+  }
+}
+
 void add_serve(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand("serve", "Run the mail server in the foreground until SIGTERM");
   auto config_path = std::make_shared<std::string>("etc/tern.toml");
   cmd->add_option("-c,--config", *config_path, "configuration file")->capture_default_str();
   cmd->callback([config_path, &exit_code] {
-    try {
+    exit_code = run_guarded([&] {
       server::Server server(config::load(*config_path));
-      exit_code = server.run();
-    } catch (const config::ConfigError& e) {
-      print_error(std::string("bad configuration: ") + e.what());
-      exit_code = 2;
-    } catch (const std::exception& e) {
-      print_error(e.what());
-      exit_code = 1;
-    }
+      return server.run();
+    });
   });
 }
 

@@ -119,9 +119,11 @@ class Client:
     def __init__(self, port, host="127.0.0.1", timeout=30):
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.file = self.sock.makefile("rb")
+        self.greeted = False
 
     def reply(self):
         """One reply, all its lines, as text with CR LF removed per line."""
+        self.greeted = True
         lines = []
         while True:
             raw = self.file.readline()
@@ -138,6 +140,15 @@ class Client:
     def cmd(self, line):
         self.send(line + "\r\n")
         return self.reply()
+
+    def start_data(self, sender="chris@contoso.com", recipient="kate@example.test", helo="contoso.com"):
+        """Banner (if not read yet), EHLO, MAIL, RCPT and DATA; asserts each is accepted."""
+        if not self.greeted:
+            assert self.reply().startswith("220 ")
+        assert self.cmd("EHLO " + helo).startswith("250")
+        assert self.cmd(f"MAIL FROM:<{sender}>") == "250 2.1.0 Sender OK"
+        assert self.cmd(f"RCPT TO:<{recipient}>") == "250 2.1.5 Recipient OK"
+        assert self.cmd("DATA").startswith("354 ")
 
     def closed(self):
         """True when the server has closed the connection (reads EOF)."""

@@ -118,11 +118,7 @@ def test_full_disk_gives_452_and_loses_nothing(tmp_path):
         server = TernServer(mount / "tern", base_config([("default", "")]).replace('min_free = "1MB"', 'min_free = "4MB"'))
         server.start()
         with Client(server.port) as c:
-            c.reply()
-            c.cmd("EHLO contoso.com")
-            c.cmd("MAIL FROM:<chris@contoso.com>")
-            c.cmd("RCPT TO:<kate@example.test>")
-            c.cmd("DATA")
+            c.start_data()
             first = c.cmd("Subject: before\r\n\r\nfits\r\n.")
             assert first.startswith("250 2.6.0 ")
             # fill the disk

@@ -52,11 +52,7 @@ def test_kill_9_loses_no_acknowledged_message(server):
     # restart: recovery from the spool, and new ids above all old ones
     server.start()
     with Client(server.port) as c:
-        c.reply()
-        c.cmd("EHLO contoso.com")
-        c.cmd("MAIL FROM:<chris@contoso.com>")
-        c.cmd("RCPT TO:<kate@example.test>")
-        c.cmd("DATA")
+        c.start_data()
         new_id = int(QUEUED.match(c.cmd("Subject: after\r\n\r\nx\r\n.")).group(1))
     assert new_id > max(queued)
     assert server.stop() == 0

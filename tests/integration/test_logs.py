@@ -9,11 +9,7 @@ from ternlib import Client
 
 def test_protocol_and_tracking_logs(server):
     with Client(server.port) as c:
-        c.reply()
-        c.cmd("EHLO contoso.com")
-        c.cmd("MAIL FROM:<chris@contoso.com>")
-        c.cmd("RCPT TO:<kate@example.test>")
-        c.cmd("DATA")
+        c.start_data()
         queued = c.cmd("Subject: logged\r\n\r\nx\r\n.")
         c.cmd("QUIT")
     internal_id = re.search(r"InternalId=(\d+)", queued).group(1)

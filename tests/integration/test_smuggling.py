@@ -20,11 +20,7 @@ def test_smuggled_end_of_data_is_content(server, name):
     smuggled = (b"mail FROM:<admin@example.test>\r\nrcpt TO:<kate@example.test>\r\ndata\r\n"
                 b"Subject: smuggled\r\n\r\nevil\r\n")
     with Client(server.port) as c:
-        c.reply()
-        c.cmd("EHLO contoso.com")
-        c.cmd("MAIL FROM:<chris@contoso.com>")
-        c.cmd("RCPT TO:<kate@example.test>")
-        assert c.cmd("DATA").startswith("354")
+        c.start_data()
         c.send(b"Subject: real\r\n\r\nfirst part" + VARIANTS[name] + smuggled + b"\r\n.\r\n")
         assert c.reply().startswith("250 2.6.0")
         assert c.cmd("NOOP") == "250 2.0.0 OK"  # no stray replies were waiting
@@ -37,11 +33,7 @@ def test_smuggled_end_of_data_is_content(server, name):
 
 def test_bare_lf_lines_are_stored_as_crlf(server):
     with Client(server.port) as c:
-        c.reply()
-        c.cmd("EHLO contoso.com")
-        c.cmd("MAIL FROM:<chris@contoso.com>")
-        c.cmd("RCPT TO:<kate@example.test>")
-        c.cmd("DATA")
+        c.start_data()
         c.send(b"Subject: lf\nX: y\n\nbody\n.\r\n\r\n.\r\n")
         assert c.reply().startswith("250 2.6.0")
     q = server.queue_json()[0]
