@@ -1,7 +1,5 @@
 #include "cli/annotate.h"
 
-#include "smtp/reply_meaning.h"
-
 namespace tern::cli {
 
 std::string reply_text(const smtp::Reply& reply) {
@@ -17,7 +15,27 @@ std::string reply_annotation(const smtp::Reply& reply, const std::string& indent
   std::string out = indent + std::to_string(reply.code / 100) + "yz " +
                     std::string(smtp::class_meaning(reply.code)) + "\n";
   auto meaning = smtp::enhanced_meaning(reply.enhanced);
-  if (!meaning.empty()) out += indent + reply.enhanced + " " + meaning + "\n";
+  if (!meaning.empty()) {
+    out += indent + reply.enhanced + " " + meaning + "\n";
+  } else if (auto basic = smtp::code_meaning(reply.code); !basic.empty()) {
+    // Not when the server said it already ("354 Start mail input; end with …").
+    bool said = false;
+    for (const auto& line : reply.lines) said = said || line.find(basic) != std::string::npos;
+    if (!said) out += indent + std::to_string(reply.code) + " " + std::string(basic) + "\n";
+  }
+  return out;
+}
+
+std::string diagnosis_text(const smtp::Diagnosis& d, const std::string& indent,
+                           std::string_view step) {
+  std::string out;
+  if (!d.meaning.empty()) out += indent + "This means: " + d.meaning + "\n";
+  if (!d.reasons.empty()) {
+    out += indent + "Possible reasons" +
+           (step.empty() ? std::string() : " for the failure at " + std::string(step)) + ":\n";
+    for (const auto& r : d.reasons) out += indent + "  - " + r + "\n";
+  }
+  if (!d.next.empty()) out += indent + "Try next: " + d.next + "\n";
   return out;
 }
 

@@ -4,6 +4,8 @@
 // certificate shown and optional AUTH, MAIL FROM, RCPT TO … NOTIFY=success,failure,
 // DATA with a test message (or --no-data), QUIT. Every step has a timeout.
 // Exit 0 only when the test message was queued (or RCPT accepted with --no-data).
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -12,8 +14,10 @@
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 
@@ -51,11 +55,6 @@ long since(Clock::time_point t) {
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count());
 }
 
-struct Target {
-  std::string name;
-  asio::ip::tcp::endpoint endpoint;
-};
-
 std::string read_password(const std::string& user) {
   if (const char* env = std::getenv("TERN_PASSWORD")) return env;
   if (!isatty(STDIN_FILENO)) return {};
@@ -72,135 +71,170 @@ std::string read_password(const std::string& user) {
   return line;
 }
 
+// A host to try: its name (the MX exchange, or what --server named) and address.
+struct Target {
+  std::string name;
+  asio::ip::tcp::endpoint endpoint;
+
+  // "mx1.fabrikam.com [192.168.1.10]:25", or "192.168.1.10:25" when named by address.
+  std::string label() const {
+    std::string ip = endpoint.address().to_string();
+    if (endpoint.address().is_v6()) ip = "[" + ip + "]";
+    std::string port = ":" + std::to_string(endpoint.port());
+    return name == endpoint.address().to_string() ? ip + port : name + " [" + ip + "]" + port;
+  }
+};
+
+bool is_ip(const std::string& text) {
+  std::error_code ec;
+  (void)asio::ip::make_address(text, ec);
+  return !ec;
+}
+
 class Check {
  public:
   Check(const CheckOptions& o, CheckReport& report) : o_(o), r_(report) {}
 
   net::awaitable<int> run(asio::any_io_executor ex) {
     auto address = smtp::parse_address(o_.address);
-    if (!address) {
-      r_.verdict(false, "\"" + o_.address + "\" is not an e-mail address (expected user@domain)");
+    if (!address || address->domain.empty() || address->local.empty()) {
+      r_.verdict(false, "\"" + o_.address +
+                            "\" is not an e-mail address: it needs a user and a domain "
+                            "(user@domain, e.g. kate@fabrikam.com); the domain tells which "
+                            "server to ask");
       co_return 2;
     }
+    if (!o_.auth_user.empty()) {
+      password_ = read_password(o_.auth_user);
+      if (password_.empty()) {
+        r_.verdict(false, "--auth " + o_.auth_user +
+                              " needs a password: set TERN_PASSWORD (standard input is not a "
+                              "terminal to ask for it)");
+        co_return 2;
+      }
+    }
     r_.set("address", o_.address);
-    auto targets = co_await find_targets(ex, address->domain_key());
-    if (targets.empty()) co_return 1;
+    r_.set("attempts", nlohmann::json::array());
+    auto targets = co_await find_targets(ex, *address);
+    if (targets.empty()) co_return usage_error_ ? 2 : 1;  // the verdict says why
+    std::vector<std::string> failures;                    // one per host that could not be used
     for (std::size_t i = 0; i < targets.size(); ++i) {
       const auto& t = targets[i];
-      r_.heading("OPEN " + t.name + " [" + t.endpoint.address().to_string() + "] port " +
-                 std::to_string(t.endpoint.port()));
-      auto started = Clock::now();
-      std::string error;
-      conn_ = co_await delivery::ClientConnection::connect(ex, t.endpoint, seconds(), error);
-      if (!conn_) {
-        r_.failure(Step::kConnect,
-                   "Could not open connection to the host, on port " +
-                       std::to_string(t.endpoint.port()) + ": " + error,
-                   since(started));
-        if (i + 1 < targets.size()) r_.note("Trying the next host.");
-        continue;
-      }
-      r_.note("connected in " + std::to_string(since(started)) + " ms");
-      r_.set("host", t.name);
-      r_.set("host_address", t.endpoint.address().to_string());
-      auto greeting = co_await read(Step::kGreeting);
-      if (!greeting) co_return 1;
-      if (greeting->code / 100 == 4 && i + 1 < targets.size()) {
-        r_.note("Trying the next host.");
-        continue;
-      }
-      if (!greeting->positive()) {
-        r_.verdict(false, "the server refused the connection: " + greeting->summary());
-        co_return 1;
-      }
-      co_return co_await converse(t);
+      const bool last = i + 1 == targets.size();
+      r_.heading("OPEN " + t.label());
+      nlohmann::json attempt = {{"host", t.name},
+                                {"address", t.endpoint.address().to_string()},
+                                {"port", t.endpoint.port()}};
+      std::string problem = co_await open(ex, t, last);
+      attempt["ok"] = problem.empty();
+      if (!problem.empty()) attempt["error"] = problem;
+      r_.add("attempts", attempt);
+      if (problem.empty()) co_return co_await converse(t);
+      failures.push_back(t.label() + " " + problem);
+      conn_.reset();
+      if (!last) r_.note("Trying the next host: " + targets[i + 1].label());
     }
-    r_.verdict(false, "no mail server for " + address->domain + " could be reached");
+    if (failures.size() == 1) {
+      r_.verdict(false, failures.front());
+    } else {
+      std::string all;
+      for (const auto& f : failures) all += (all.empty() ? "" : "; ") + f;
+      std::string what =
+          o_.server.empty() ? " mail servers for " + address->domain : " addresses of " + o_.server;
+      r_.verdict(false, "none of the " + std::to_string(failures.size()) + what +
+                            " took the session: " + all);
+    }
     co_return 1;
   }
 
  private:
   std::chrono::seconds seconds() const { return std::chrono::seconds(o_.timeout_s); }
 
-  net::awaitable<std::vector<Target>> find_targets(asio::any_io_executor ex,
-                                                   const std::string& domain) {
-    std::vector<Target> out;
-    if (!o_.server.empty()) {
-      auto ep = config::Endpoint::parse(o_.server, o_.port);
-      if (!ep) {
-        r_.verdict(false, "--server \"" + o_.server + "\" is not HOST[:PORT]");
-        co_return out;
-      }
-      asio::ip::tcp::resolver resolver(ex);
-      auto [ec, results] =
-          co_await resolver.async_resolve(ep->host, std::to_string(ep->port), net::use_tuple);
-      if (ec) {
-        r_.verdict(false, "cannot resolve " + ep->host + ": " + ec.message());
-        co_return out;
-      }
-      for (const auto& e : results) out.push_back({ep->host, e.endpoint()});
-      co_return out;
+  // Connects and reads the banner. Returns "" when the session can go on,
+  // else what went wrong, for the verdict ("could not be reached: …").
+  net::awaitable<std::string> open(asio::any_io_executor ex, const Target& t, bool last) {
+    auto started = Clock::now();
+    std::string error;
+    conn_ = co_await delivery::ClientConnection::connect(ex, t.endpoint, seconds(), error);
+    if (!conn_) {
+      r_.failure(Step::kConnect,
+                 "Could not open connection to the host, on port " +
+                     std::to_string(t.endpoint.port()) + ": " + error,
+                 since(started), last);
+      co_return "could not be reached: " + error;
     }
-    r_.heading("MX lookup for " + domain);
-    dns::CaresOptions dns_options;
-    dns_options.servers = o_.dns_servers;
-    dns::CaresResolver resolver(ex, dns_options);
-    auto route = co_await dns::find_mx_route(resolver, domain);
-    nlohmann::json mx = nlohmann::json::array();
-    for (const auto& h : route.hosts) {
-      std::string addresses;
-      for (const auto& a : h.addresses) addresses += (addresses.empty() ? "" : ", ") + a.address;
-      r_.note(domain + " MX preference = " + std::to_string(h.preference) +
-              ", mail exchanger = " + h.name + (addresses.empty() ? "" : " [" + addresses + "]") +
-              (h.note.empty() ? "" : " (" + h.note + ")"));
-      mx.push_back({{"host", h.name}, {"preference", h.preference}, {"addresses", addresses}});
-      for (const auto& a : h.addresses) {
-        std::error_code ec;
-        auto ip = asio::ip::make_address(a.address, ec);
-        if (!ec) out.push_back({h.name, {ip, o_.port}});
-      }
+    r_.note("connected in " + std::to_string(since(started)) + " ms");
+    started = Clock::now();
+    auto result = co_await conn_->read_reply(seconds());
+    if (!result.reply) {
+      r_.failure(Step::kGreeting, "no banner: " + result.error, since(started), last);
+      if (result.timed_out)
+        co_return "sent no banner within " + std::to_string(o_.timeout_s) + " s";
+      if (result.error.starts_with("not SMTP"))
+        co_return "does not speak SMTP (" + result.error + ")";
+      co_return "closed the connection without a banner (" + result.error + ")";
     }
-    if (route.kind == dns::RouteKind::kImplicitMx)
-      r_.note("no MX records: mail goes to the domain's own address");
-    r_.set("mx", mx);
-    if (!route.deliverable()) {
-      r_.verdict(false, "no route for " + domain + ": " + route.failure.summary() +
-                            (route.detail.empty() ? "" : " (" + route.detail + ")"));
-      out.clear();
+    r_.reply(Step::kGreeting, *result.reply, since(started), last);
+    if (!result.reply->positive()) {
+      if (result.reply->code != 421) co_await quit();
+      co_return "refused the session: " + result.reply->summary();
     }
-    co_return out;
+    co_return "";
   }
 
+  // Reads a reply to step. When none comes, reports it and gives the verdict.
   net::awaitable<std::optional<smtp::Reply>> read(Step step) {
     auto started = Clock::now();
     auto result = co_await conn_->read_reply(seconds());
     if (!result.reply) {
-      r_.failure(step, result.error, since(started));
-      r_.verdict(false, "no reply at " + std::string(smtp::step_name(step)) + ": " + result.error);
+      r_.failure(step, "no reply: " + result.error, since(started));
+      r_.verdict(false, "no reply to " + std::string(smtp::step_name(step)) + " from " + host_ +
+                            ": " + result.error);
       co_return std::nullopt;
     }
     r_.reply(step, *result.reply, since(started));
     co_return result.reply;
   }
 
-  // shown: what the report prints instead of line (secrets are never shown).
+  // Sends a command and reads its reply. shown: what the report prints
+  // instead of line (secrets are never shown).
   net::awaitable<std::optional<smtp::Reply>> command(Step step, std::string line,
                                                      std::string shown = {}) {
     r_.sent(shown.empty() ? line : shown);
     bool sent = co_await conn_->send(line + "\r\n", seconds());
     if (!sent) {
-      r_.failure(step, "the connection was closed", 0);
+      r_.failure(step, "the connection was closed before the command could be sent", 0);
       r_.verdict(false,
-                 "the server closed the connection at " + std::string(smtp::step_name(step)));
+                 host_ + " closed the connection before " + std::string(smtp::step_name(step)));
       co_return std::nullopt;
     }
     co_return co_await read(step);
   }
 
-  // A failed step ends the check: QUIT politely, then the verdict.
+  // QUIT politely; whatever happens is only shown (the verdict is elsewhere).
+  net::awaitable<void> quit() {
+    r_.sent("QUIT");
+    bool sent = co_await conn_->send("QUIT\r\n", seconds());
+    if (!sent) {
+      r_.note("(the connection is already closed)");
+      co_return;
+    }
+    auto started = Clock::now();
+    auto result = co_await conn_->read_reply(seconds());
+    if (!result.reply) {
+      r_.note("no reply to QUIT: " + result.error);
+      co_return;
+    }
+    r_.reply(Step::kQuit, *result.reply, since(started));
+  }
+
+  // A refused step ends the check: QUIT politely (not after a 421: the
+  // server has closed), then the verdict.
   net::awaitable<int> fail_at(Step step, const smtp::Reply& reply) {
-    co_await command(Step::kQuit, "QUIT");
-    r_.verdict(false, "at " + std::string(smtp::step_name(step)) + ": " + reply.summary());
+    if (reply.code != 421) co_await quit();
+    r_.verdict(false, host_ + (reply.code / 100 == 4 ? " deferred " : " refused ") +
+                          std::string(smtp::step_name(step)) + ": " + reply.summary() +
+                          (reply.code / 100 == 4 ? " (temporary: try again later)" : ""));
     co_return 1;
   }
 
@@ -208,6 +242,7 @@ class Check {
     auto reply = co_await command(Step::kEhlo, "EHLO " + o_.helo);
     if (!reply) co_return std::nullopt;
     if (reply->code / 100 == 5 && reply->code != 501) {
+      r_.note("the server does not take EHLO: trying HELO (plain SMTP, RFC 821)");
       reply = co_await command(Step::kEhlo, "HELO " + o_.helo);
       if (!reply) co_return std::nullopt;
     }
@@ -216,14 +251,15 @@ class Check {
       co_return std::nullopt;
     }
     auto caps = delivery::Capabilities::parse(*reply);
-    std::string list;
-    for (std::size_t i = 1; i < reply->lines.size(); ++i)
-      list += (i > 1 ? ", " : "") + reply->lines[i];
-    if (!list.empty()) r_.note("extensions: " + list);
+    nlohmann::json extensions = nlohmann::json::array();
+    for (std::size_t i = 1; i < reply->lines.size(); ++i) extensions.push_back(reply->lines[i]);
+    r_.set("extensions", extensions);
     co_return caps;
   }
 
-  net::awaitable<bool> start_tls(const Target& t) {
+  net::awaitable<bool> start_tls(const Target& t, const delivery::Capabilities& caps) {
+    if (!caps.starttls)
+      r_.note("the server does not offer STARTTLS in its EHLO reply; trying anyway");
     auto reply = co_await command(Step::kStartTls, "STARTTLS");
     if (!reply) co_return false;
     if (reply->code != 220) {
@@ -231,22 +267,39 @@ class Check {
       co_return false;
     }
     auto context = tls::client_context(false);
-    tls::expect_host(*context, t.name);
-    auto error = co_await conn_->start_tls(*context, t.name, seconds());
+    // The certificate must name the host as it was asked for: the MX name,
+    // or the --server name or address.
+    std::string sni;
+    if (is_ip(t.name)) {
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_CTX_get0_param(context->native_handle()), t.name.c_str());
+    } else {
+      tls::expect_host(*context, t.name);
+      sni = t.name;
+    }
+    auto started = Clock::now();
+    auto error = co_await conn_->start_tls(*context, sni, seconds());
     if (!error.empty()) {
-      r_.failure(Step::kStartTls, "TLS negotiation failed: " + error, 0);
-      r_.verdict(false, "TLS negotiation failed: " + error);
+      r_.failure(Step::kStartTls, "TLS negotiation failed: " + error, since(started));
+      r_.verdict(false, "TLS negotiation with " + host_ + " failed: " + error);
       co_return false;
     }
     auto cert = tls::peer_certificate(conn_->ssl());
-    r_.note("TLS: " + net::tls_description(conn_->ssl()));
-    r_.note("certificate subject: " + cert.subject);
-    r_.note("certificate issuer:  " + cert.issuer);
-    r_.note("valid from " + cert.not_before + " to " + cert.not_after);
-    r_.note(std::string("verification: ") + (cert.verified
-                                                 ? "ok (trusted chain, name matches " + t.name + ")"
-                                                 : "FAILED: " + cert.verify_result));
-    r_.set("tls", {{"protocol", net::tls_description(conn_->ssl())},
+    std::string protocol = net::tls_description(conn_->ssl());
+    r_.note("TLS: " + protocol);
+    if (!cert.present) {
+      r_.note("certificate: none (the server sent no certificate)");
+    } else {
+      r_.note("certificate subject: " + cert.subject);
+      r_.note("certificate issuer:  " + cert.issuer);
+      r_.note("valid from " + cert.not_before + " to " + cert.not_after);
+      r_.note(std::string("verification: ") +
+              (cert.verified ? "ok (a trusted chain, and it names " + t.name + ")"
+                             : "FAILED: " + cert.verify_result +
+                                   " (servers that verify certificates will not trust it; "
+                                   "most MX-to-MX mail does not verify)"));
+    }
+    r_.set("tls", {{"protocol", protocol},
+                   {"certificate", cert.present},
                    {"subject", cert.subject},
                    {"issuer", cert.issuer},
                    {"not_before", cert.not_before},
@@ -257,20 +310,25 @@ class Check {
   }
 
   net::awaitable<bool> authenticate(const delivery::Capabilities& caps) {
-    std::string password = read_password(o_.auth_user);
+    if (caps.auth.empty())
+      r_.note("the server does not offer AUTH in its EHLO reply" +
+              std::string(conn_->tls() ? "" : " (many offer it only after STARTTLS)") +
+              "; trying anyway");
     bool plain = caps.auth.empty() ||
                  std::find(caps.auth.begin(), caps.auth.end(), "PLAIN") != caps.auth.end();
     std::optional<smtp::Reply> reply;
     if (plain) {
-      std::string blob = std::string(1, '\0') + o_.auth_user + '\0' + password;
+      std::string blob = std::string(1, '\0') + o_.auth_user + '\0' + password_;
       reply = co_await command(Step::kAuth, "AUTH PLAIN " + util::base64_encode(blob),
-                               "AUTH PLAIN ****");
+                               "AUTH PLAIN **** (user " + o_.auth_user + ")");
     } else {
       reply = co_await command(Step::kAuth, "AUTH LOGIN");
       if (reply && reply->code == 334)
-        reply = co_await command(Step::kAuth, util::base64_encode(o_.auth_user));
+        reply =
+            co_await command(Step::kAuth, util::base64_encode(o_.auth_user),
+                             util::base64_encode(o_.auth_user) + " (user " + o_.auth_user + ")");
       if (reply && reply->code == 334)
-        reply = co_await command(Step::kAuth, util::base64_encode(password), "****");
+        reply = co_await command(Step::kAuth, util::base64_encode(password_), "**** (password)");
     }
     if (!reply) co_return false;
     if (!reply->positive()) {
@@ -285,15 +343,20 @@ class Check {
            ">\r\nSubject: Test from tern check\r\nDate: " + smtp::rfc5322_date_now() +
            "\r\nMessage-ID: <" + util::random_uuid() + "@" + o_.helo +
            ">\r\n\r\nThis is a test message sent by tern check to test SMTP "
-           "communication.\r\n.\r\n";
+           "communication.\r\n";
   }
 
   net::awaitable<int> converse(const Target& t) {
+    host_ = t.label();
+    r_.set("host", t.name);
+    r_.set("host_address", t.endpoint.address().to_string());
+    r_.set("port", t.endpoint.port());
     auto caps = co_await hello();
     if (!caps) co_return 1;
     if (o_.starttls) {
-      bool secured = co_await start_tls(t);
+      bool secured = co_await start_tls(t, *caps);
       if (!secured) co_return 1;
+      r_.note("TLS is on: EHLO again, as RFC 3207 requires");
       caps = co_await hello();
       if (!caps) co_return 1;
     }
@@ -310,30 +373,126 @@ class Check {
     if (!reply) co_return 1;
     if (!reply->positive()) co_return co_await fail_at(Step::kRcpt, *reply);
     if (o_.no_data) {
-      co_await command(Step::kQuit, "QUIT");
-      r_.verdict(true,
-                 t.name + " accepts mail for " + o_.address + " (stopped before DATA: --no-data)");
+      co_await quit();
+      r_.verdict(true, host_ + " accepts mail for " + o_.address +
+                           " (stopped before DATA: --no-data; no message was sent)");
       co_return 0;
     }
     reply = co_await command(Step::kData, "DATA");
     if (!reply) co_return 1;
     if (reply->code != 354) co_return co_await fail_at(Step::kData, *reply);
-    r_.sent("(test message: Subject: Test from tern check) .");
-    bool sent = co_await conn_->send(test_message(), seconds());
+    std::string message = test_message();
+    r_.sent_message(message);
+    bool sent = co_await conn_->send(message + ".\r\n", seconds());
     if (!sent) {
-      r_.verdict(false, "the connection was closed while sending the message");
+      r_.failure(Step::kMessage, "the connection was closed while the message was sent", 0);
+      r_.verdict(false, host_ + " closed the connection while the message was sent");
       co_return 1;
     }
     reply = co_await read(Step::kMessage);
     if (!reply) co_return 1;
     if (!reply->positive()) co_return co_await fail_at(Step::kMessage, *reply);
-    co_await command(Step::kQuit, "QUIT");
-    r_.verdict(true, "the test message was queued by " + t.name + ": " + reply->summary());
+    co_await quit();
+    r_.verdict(true, "the test message was queued by " + host_ + ": " + reply->summary());
     co_return 0;
+  }
+
+  net::awaitable<std::vector<Target>> find_targets(asio::any_io_executor ex,
+                                                   const smtp::Address& address) {
+    std::vector<Target> out;
+    if (!o_.server.empty()) {
+      auto ep = config::Endpoint::parse(o_.server, o_.port);
+      if (!ep) {
+        r_.verdict(false, "--server \"" + o_.server + "\" is not HOST[:PORT]");
+        usage_error_ = true;
+        co_return out;
+      }
+      asio::ip::tcp::resolver resolver(ex);
+      auto [ec, results] =
+          co_await resolver.async_resolve(ep->host, std::to_string(ep->port), net::use_tuple);
+      if (ec) {
+        r_.verdict(false, "cannot resolve the server name " + ep->host + ": " + ec.message());
+        co_return out;
+      }
+      for (const auto& e : results) out.push_back({ep->host, e.endpoint()});
+      co_return out;
+    }
+    std::string domain = address.domain_key();
+    if (domain.size() > 2 && domain.front() == '[' && domain.back() == ']') {  // kate@[192.0.2.1]
+      std::string literal = domain.substr(1, domain.size() - 2);
+      if (util::istarts_with(literal, "IPv6:")) literal = literal.substr(5);
+      std::error_code ec;
+      auto ip = asio::ip::make_address(literal, ec);
+      if (ec) {
+        r_.verdict(false, domain + " is not a valid address literal");
+        usage_error_ = true;
+        co_return out;
+      }
+      r_.note("the domain is an address literal: no MX lookup");
+      out.push_back({ip.to_string(), {ip, o_.port}});
+      co_return out;
+    }
+    r_.heading("MX lookup for " + domain);
+    dns::CaresOptions dns_options;
+    dns_options.servers = o_.dns_servers;
+    // Each attempt gets a share of --timeout (c-ares doubles it on the retry).
+    dns_options.timeout = std::min<std::chrono::milliseconds>(
+        dns_options.timeout, std::chrono::milliseconds(o_.timeout_s * 1000 / 3 + 1));
+    std::unique_ptr<dns::CaresResolver> resolver;
+    try {
+      resolver = std::make_unique<dns::CaresResolver>(ex, dns_options);
+    } catch (const std::exception& e) {  // e.g. --dns-server is not IP[:PORT]
+      r_.verdict(false, e.what());
+      usage_error_ = true;
+      co_return out;
+    }
+    auto started = Clock::now();
+    auto route = co_await dns::find_mx_route(*resolver, domain);
+    nlohmann::json mx = nlohmann::json::array();
+    if (route.kind == dns::RouteKind::kImplicitMx)
+      r_.note(domain + " has no MX records: mail goes to the domain's own address (implicit MX)");
+    for (const auto& h : route.hosts) {
+      std::string addresses;
+      nlohmann::json list = nlohmann::json::array();
+      for (const auto& a : h.addresses) {
+        addresses += (addresses.empty() ? "" : ", ") + a.address;
+        list.push_back(a.address);
+      }
+      std::string exchange = h.name.empty() ? "." : h.name;
+      if (route.kind == dns::RouteKind::kImplicitMx)
+        r_.note(exchange + " internet address = " + addresses);
+      else
+        r_.note(domain + " MX preference = " + std::to_string(h.preference) +
+                ", mail exchanger = " + exchange +
+                (addresses.empty() ? "" : " [" + addresses + "]") +
+                (h.note.empty() ? "" : " (" + h.note + ")"));
+      mx.push_back({{"host", exchange}, {"preference", h.preference}, {"addresses", list}});
+      for (const auto& a : h.addresses) {
+        std::error_code ec;
+        auto ip = asio::ip::make_address(a.address, ec);
+        if (!ec) out.push_back({h.name, {ip, o_.port}});
+      }
+    }
+    r_.set("mx", mx);
+    r_.set("route", std::string(dns::route_kind_name(route.kind)));
+    if (!route.deliverable()) {
+      std::string what = route.failure.summary();
+      if (!route.detail.empty() && what.find(route.detail) == std::string::npos)
+        what += " (" + route.detail + ")";
+      r_.failure(Step::kDns, what, since(started), true, route.failure);
+      r_.verdict(false, "no mail server for " + domain + ": " + what);
+      out.clear();
+    } else if (route.hosts.size() > 1) {
+      r_.note("the hosts are tried most preferred first (lowest preference value)");
+    }
+    co_return out;
   }
 
   CheckOptions o_;
   CheckReport& r_;
+  std::string password_;
+  std::string host_;  // the target of the session, for verdicts
+  bool usage_error_ = false;
   std::unique_ptr<delivery::ClientConnection> conn_;
 };
 
@@ -380,24 +539,37 @@ void add_check(CLI::App& app, int& exit_code) {
   cmd->add_flag("--json", o->json, "machine-readable report");
   cmd->add_option("--dns-server", o->dns_servers,
                   "DNS server IP[:PORT] (default: [dns] servers or the system's)");
-  cmd->add_option("--timeout", o->timeout_s, "seconds each step may take")->capture_default_str();
+  cmd->add_option("--timeout", o->timeout_s, "seconds each step may take")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
   cmd->add_option("-c,--config", o->config, "configuration file for defaults")
       ->capture_default_str();
   cmd->callback([o, &exit_code] {
     apply_defaults(*o);
     CheckReport report(o->json, o->log);
+    if (!report.log_ok()) {
+      print_error("cannot write the log file " + o->log + ": " + std::strerror(errno));
+      exit_code = 2;
+      return;
+    }
+    report.log_only("# tern check " + o->address + " at " + smtp::rfc5322_date_now());
     asio::io_context io;
     Check check(*o, report);
-    asio::co_spawn(io, check.run(io.get_executor()), [&exit_code](std::exception_ptr e, int code) {
-      if (e) {
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-          print_error(ex.what());
-        }
-      }
-      exit_code = e ? 1 : code;
-    });
+    asio::co_spawn(io, check.run(io.get_executor()),
+                   [&exit_code, &report](std::exception_ptr e, int code) {
+                     exit_code = code;
+                     if (!e) return;
+                     exit_code = 1;
+                     std::string what = "unexpected error";
+                     try {
+                       std::rethrow_exception(e);
+                     } catch (const std::exception& ex) {
+                       what = ex.what();
+                     } catch (...) {
+                     }
+                     print_error(what);
+                     report.verdict(false, what);  // --json still gets its document
+                   });
     io.run();
   });
 }

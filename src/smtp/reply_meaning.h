@@ -1,8 +1,9 @@
 // What an SMTP reply means, in words an administrator can act on: the class
-// of the code (RFC 5321 §4.2.1, the seed article's table), the enhanced status
-// code (RFC 3463 and the IANA registry of RFC 5248), and for the replies the
-// seed lists, the possible reasons for a failure and what to try next. Used by
-// `tern check` and `tern talk`. No I/O.
+// of the code (RFC 5321 §4.2.1, the seed article's table), the basic code
+// (RFC 5321 §4.2.2–4.2.3, RFC 4954), the enhanced status code (RFC 3463 and
+// the IANA registry of RFC 5248), and for a failure at a step of the seed's
+// procedure what it means, the possible reasons (the seed's lists first) and
+// what to try next. Used by `tern check` and `tern talk`. No I/O.
 #pragma once
 
 #include <string>
@@ -13,14 +14,21 @@
 
 namespace tern::smtp {
 
-// "Success: the command completed; the server is ready for the next one." etc.
+// "success: the command completed on the remote server, which is ready for the
+// next command" etc., for 2yz, 3yz, 4yz, 5yz.
 std::string_view class_meaning(int code);
-// "Bad destination mailbox address" for "5.1.1"; the subject's meaning for an
-// unknown detail ("Addressing status"); "" when not an enhanced code.
+// The basic reply code in words ("Service ready" for 220, "Requested action
+// not taken: mailbox unavailable" for 550); "" when unknown.
+std::string_view code_meaning(int code);
+// "Bad destination mailbox address" for "5.1.1"; "Addressing status: OK" for
+// "2.1.0"; the subject's meaning for an unknown detail ("Addressing status");
+// "" when not an enhanced code.
 std::string enhanced_meaning(std::string_view enhanced);
 
-// The step of the seed's procedure a reply answers.
+// The step of the seed's procedure a reply answers (kDns: the MX lookup
+// before it, whose failures are given as replies too, e.g. 550 5.1.2).
 enum class Step {
+  kDns,
   kConnect,
   kGreeting,
   kEhlo,
@@ -34,12 +42,16 @@ enum class Step {
 };
 std::string_view step_name(Step step);
 
-// Possible reasons for a failure at step with reply (or a connection failure
-// when reply.code == 0), most likely first, and what to try next.
+// For a failure at step: what it means in one sentence, the possible reasons
+// (most likely first) and what to try next. reply is the server's reply; when
+// no reply came (reply.code == 0), error says what happened instead
+// ("Connection refused", "timed out after 30 s", "connection closed",
+// "not SMTP: ...").
 struct Diagnosis {
+  std::string meaning;
   std::vector<std::string> reasons;
   std::string next;
 };
-Diagnosis diagnose(Step step, const Reply& reply);
+Diagnosis diagnose(Step step, const Reply& reply, std::string_view error = {});
 
 }  // namespace tern::smtp
