@@ -7,6 +7,7 @@
 #include <string>
 
 #include "smtp/reply.h"
+#include "smtp/diagnosis.h"
 #include "smtp/reply_meaning.h"
 
 namespace tern::cli {

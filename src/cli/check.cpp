@@ -6,7 +6,6 @@
 // Exit 0 only when the test message was queued (or RCPT accepted with --no-data).
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -22,7 +21,9 @@
 #include <iostream>
 
 #include "cli/check_report.h"
+#include "cli/check_targets.h"
 #include "cli/commands.h"
+#include "cli/terminal.h"
 #include "config/config.h"
 #include "delivery/client_connection.h"
 #include "delivery/smtp_client.h"
@@ -41,49 +42,6 @@ namespace {
 
 using smtp::Step;
 using Clock = std::chrono::steady_clock;
-
-struct CheckOptions {
-  std::string address, from, server, auth_user, helo, log, config = "etc/tern.toml";
-  std::vector<std::string> dns_servers;
-  bool starttls = false, no_data = false, json = false;
-  int timeout_s = 30;
-  std::uint16_t port = 25;
-};
-
-long since(Clock::time_point t) {
-  return static_cast<long>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count());
-}
-
-std::string read_password(const std::string& user) {
-  if (const char* env = std::getenv("TERN_PASSWORD")) return env;
-  if (!isatty(STDIN_FILENO)) return {};
-  std::fprintf(stderr, "Password for %s: ", user.c_str());
-  termios old{};
-  tcgetattr(STDIN_FILENO, &old);
-  termios quiet = old;
-  quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-  tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
-  std::string line;
-  std::getline(std::cin, line);
-  tcsetattr(STDIN_FILENO, TCSANOW, &old);
-  std::fprintf(stderr, "\n");
-  return line;
-}
-
-// A host to try: its name (the MX exchange, or what --server named) and address.
-struct Target {
-  std::string name;
-  asio::ip::tcp::endpoint endpoint;
-
-  // "mx1.fabrikam.com [192.168.1.10]:25", or "192.168.1.10:25" when named by address.
-  std::string label() const {
-    std::string ip = endpoint.address().to_string();
-    if (endpoint.address().is_v6()) ip = "[" + ip + "]";
-    std::string port = ":" + std::to_string(endpoint.port());
-    return name == endpoint.address().to_string() ? ip + port : name + " [" + ip + "]" + port;
-  }
-};
 
 bool is_ip(const std::string& text) {
   std::error_code ec;
@@ -105,7 +63,10 @@ class Check {
       co_return 2;
     }
     if (!o_.auth_user.empty()) {
-      password_ = read_password(o_.auth_user);
+      const char* env = std::getenv("TERN_PASSWORD");
+      password_ = env                    ? env
+                  : isatty(STDIN_FILENO) ? read_secret("Password for " + o_.auth_user + ": ")
+                                         : "";
       if (password_.empty()) {
         r_.verdict(false, "--auth " + o_.auth_user +
                               " needs a password: set TERN_PASSWORD (standard input is not a "
@@ -115,9 +76,10 @@ class Check {
     }
     r_.set("address", o_.address);
     r_.set("attempts", nlohmann::json::array());
-    auto targets = co_await find_targets(ex, *address);
-    if (targets.empty()) co_return usage_error_ ? 2 : 1;  // the verdict says why
-    std::vector<std::string> failures;                    // one per host that could not be used
+    auto found = co_await find_targets(ex, o_, r_, *address);
+    const auto& targets = found.hosts;
+    if (targets.empty()) co_return found.usage_error ? 2 : 1;  // the verdict says why
+    std::vector<std::string> failures;  // one per host that could not be used
     for (std::size_t i = 0; i < targets.size(); ++i) {
       const auto& t = targets[i];
       const bool last = i + 1 == targets.size();
@@ -397,102 +359,10 @@ class Check {
     co_return 0;
   }
 
-  net::awaitable<std::vector<Target>> find_targets(asio::any_io_executor ex,
-                                                   const smtp::Address& address) {
-    std::vector<Target> out;
-    if (!o_.server.empty()) {
-      auto ep = config::Endpoint::parse(o_.server, o_.port);
-      if (!ep) {
-        r_.verdict(false, "--server \"" + o_.server + "\" is not HOST[:PORT]");
-        usage_error_ = true;
-        co_return out;
-      }
-      asio::ip::tcp::resolver resolver(ex);
-      auto [ec, results] =
-          co_await resolver.async_resolve(ep->host, std::to_string(ep->port), net::use_tuple);
-      if (ec) {
-        r_.verdict(false, "cannot resolve the server name " + ep->host + ": " + ec.message());
-        co_return out;
-      }
-      for (const auto& e : results) out.push_back({ep->host, e.endpoint()});
-      co_return out;
-    }
-    std::string domain = address.domain_key();
-    if (domain.size() > 2 && domain.front() == '[' && domain.back() == ']') {  // kate@[192.0.2.1]
-      std::string literal = domain.substr(1, domain.size() - 2);
-      if (util::istarts_with(literal, "IPv6:")) literal = literal.substr(5);
-      std::error_code ec;
-      auto ip = asio::ip::make_address(literal, ec);
-      if (ec) {
-        r_.verdict(false, domain + " is not a valid address literal");
-        usage_error_ = true;
-        co_return out;
-      }
-      r_.note("the domain is an address literal: no MX lookup");
-      out.push_back({ip.to_string(), {ip, o_.port}});
-      co_return out;
-    }
-    r_.heading("MX lookup for " + domain);
-    dns::CaresOptions dns_options;
-    dns_options.servers = o_.dns_servers;
-    // Each attempt gets a share of --timeout (c-ares doubles it on the retry).
-    dns_options.timeout = std::min<std::chrono::milliseconds>(
-        dns_options.timeout, std::chrono::milliseconds(o_.timeout_s * 1000 / 3 + 1));
-    std::unique_ptr<dns::CaresResolver> resolver;
-    try {
-      resolver = std::make_unique<dns::CaresResolver>(ex, dns_options);
-    } catch (const std::exception& e) {  // e.g. --dns-server is not IP[:PORT]
-      r_.verdict(false, e.what());
-      usage_error_ = true;
-      co_return out;
-    }
-    auto started = Clock::now();
-    auto route = co_await dns::find_mx_route(*resolver, domain);
-    nlohmann::json mx = nlohmann::json::array();
-    if (route.kind == dns::RouteKind::kImplicitMx)
-      r_.note(domain + " has no MX records: mail goes to the domain's own address (implicit MX)");
-    for (const auto& h : route.hosts) {
-      std::string addresses;
-      nlohmann::json list = nlohmann::json::array();
-      for (const auto& a : h.addresses) {
-        addresses += (addresses.empty() ? "" : ", ") + a.address;
-        list.push_back(a.address);
-      }
-      std::string exchange = h.name.empty() ? "." : h.name;
-      if (route.kind == dns::RouteKind::kImplicitMx)
-        r_.note(exchange + " internet address = " + addresses);
-      else
-        r_.note(domain + " MX preference = " + std::to_string(h.preference) +
-                ", mail exchanger = " + exchange +
-                (addresses.empty() ? "" : " [" + addresses + "]") +
-                (h.note.empty() ? "" : " (" + h.note + ")"));
-      mx.push_back({{"host", exchange}, {"preference", h.preference}, {"addresses", list}});
-      for (const auto& a : h.addresses) {
-        std::error_code ec;
-        auto ip = asio::ip::make_address(a.address, ec);
-        if (!ec) out.push_back({h.name, {ip, o_.port}});
-      }
-    }
-    r_.set("mx", mx);
-    r_.set("route", std::string(dns::route_kind_name(route.kind)));
-    if (!route.deliverable()) {
-      std::string what = route.failure.summary();
-      if (!route.detail.empty() && what.find(route.detail) == std::string::npos)
-        what += " (" + route.detail + ")";
-      r_.failure(Step::kDns, what, since(started), true, route.failure);
-      r_.verdict(false, "no mail server for " + domain + ": " + what);
-      out.clear();
-    } else if (route.hosts.size() > 1) {
-      r_.note("the hosts are tried most preferred first (lowest preference value)");
-    }
-    co_return out;
-  }
-
   CheckOptions o_;
   CheckReport& r_;
   std::string password_;
   std::string host_;  // the target of the session, for verdicts
-  bool usage_error_ = false;
   std::unique_ptr<delivery::ClientConnection> conn_;
 };
 

@@ -1,7 +1,7 @@
 // The report of `tern check`: each step printed as it happens (or collected
 // for --json), with what was sent, the server's reply, the meaning of its
 // class and enhanced code and, for a failure, what it means, the possible
-// reasons (the seed's lists) and what to try next (smtp/reply_meaning.h); a
+// reasons (the seed's lists) and what to try next (smtp/diagnosis.h); a
 // verdict at the end; optionally the whole transcript appended to a log file
 // (Telnet's "set logfile").
 #pragma once
@@ -12,6 +12,7 @@
 #include <string>
 
 #include "smtp/reply.h"
+#include "smtp/diagnosis.h"
 #include "smtp/reply_meaning.h"
 
 namespace tern::cli {

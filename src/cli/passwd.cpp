@@ -1,41 +1,18 @@
 // `tern passwd [--scheme S]`: prints a crypt(3) hash for a password read
 // without echo (twice, when a person types it), for the password key of a
 // [[mailbox]]. From a pipe it reads one line, for scripts.
-#include <termios.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
-#include <openssl/crypto.h>
 
 #include "cli/commands.h"
+#include "cli/terminal.h"
 #include "server/auth.h"
 
 namespace tern::cli {
-
-namespace {
-
-std::string read_secret(const char* prompt, bool terminal) {
-  if (terminal) std::fprintf(stderr, "%s", prompt);
-  termios old {};
-  if (terminal) {
-    tcgetattr(STDIN_FILENO, &old);
-    termios quiet = old;
-    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-    tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
-  }
-  std::string line;
-  std::getline(std::cin, line);
-  if (terminal) {
-    tcsetattr(STDIN_FILENO, TCSANOW, &old);
-    std::fprintf(stderr, "\n");
-  }
-  if (!line.empty() && line.back() == '\r') line.pop_back();
-  return line;
-}
-
-}  // namespace
 
 void add_passwd(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand("passwd", "Print a password hash for a [[mailbox]] password key");
@@ -45,9 +22,9 @@ void add_passwd(CLI::App& app, int& exit_code) {
       ->check(CLI::IsMember({"SHA512-CRYPT", "BLF-CRYPT", "YESCRYPT"}));
   cmd->callback([scheme, &exit_code] {
     bool terminal = isatty(STDIN_FILENO);
-    std::string password = read_secret("Password: ", terminal);
+    std::string password = read_secret("Password: ");
     if (terminal) {
-      std::string again = read_secret("Again: ", terminal);
+      std::string again = read_secret("Again: ");
       bool same = again == password;
       OPENSSL_cleanse(again.data(), again.size());
       if (!same) {

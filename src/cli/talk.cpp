@@ -26,6 +26,7 @@
 #include "config/config.h"
 #include "delivery/client_connection.h"
 #include "net/stream.h"
+#include "smtp/diagnosis.h"
 #include "smtp/reply_meaning.h"
 #include "tls/context.h"
 #include "util/text.h"

@@ -42,16 +42,4 @@ enum class Step {
 };
 std::string_view step_name(Step step);
 
-// For a failure at step: what it means in one sentence, the possible reasons
-// (most likely first) and what to try next. reply is the server's reply; when
-// no reply came (reply.code == 0), error says what happened instead
-// ("Connection refused", "timed out after 30 s", "connection closed",
-// "not SMTP: ...").
-struct Diagnosis {
-  std::string meaning;
-  std::vector<std::string> reasons;
-  std::string next;
-};
-Diagnosis diagnose(Step step, const Reply& reply, std::string_view error = {});
-
 }  // namespace tern::smtp
