@@ -7,6 +7,12 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from ternlib import TernServer, base_config  # noqa: E402
 
+# Fixtures defined next to their helpers, made available to every test module.
+from delivery_env import mta  # noqa: E402,F401
+from dovecot_peer import make_dovecot  # noqa: E402,F401
+from peers import make_peer  # noqa: E402,F401
+from postfix_peer import make_postfix  # noqa: E402,F401
+
 
 @pytest.fixture
 def make_server(tmp_path):

@@ -22,8 +22,6 @@ left, and removes the folder.
 """
 
 import atexit
-import email
-import email.policy
 import os
 import pathlib
 import pwd
@@ -34,6 +32,7 @@ import subprocess
 import tempfile
 import time
 
+from maildir_reader import MaildirReader
 from peers import check_loopback
 
 DOVECOT = "/usr/sbin/dovecot"
@@ -97,7 +96,7 @@ class DovecotError(RuntimeError):
     """Dovecot did not start or stop as expected (the log is in the message)."""
 
 
-class DovecotLmtp:
+class DovecotLmtp(MaildirReader):
     """Dovecot's LMTP server on host:port with Maildirs in a temporary folder."""
 
     def __init__(self, host="127.0.0.3", port=24, *, users=None, hostname="dovecot.peer.test"):
@@ -210,31 +209,8 @@ class DovecotLmtp:
         """The Maildir of a user (the full address)."""
         return self.dir / "home" / user.lower() / "Maildir"
 
-    def message_files(self, user):
-        """The files of the user's INBOX (new/ and cur/), oldest first."""
-        files = []
-        for sub in ("new", "cur"):
-            folder = self.maildir(user) / sub
-            if folder.is_dir():
-                files += [p for p in folder.iterdir() if p.is_file()]
-        return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
-
-    def messages(self, user):
-        """The user's messages as bytes, oldest first."""
-        return [p.read_bytes() for p in self.message_files(user)]
-
-    def wait_for_messages(self, user, n=1, timeout=30):
-        """Waits until the user's INBOX holds n messages; returns them as
-        email.message.EmailMessage objects (raw bytes: messages())."""
-        deadline = time.monotonic() + timeout
-        while True:
-            files = self.message_files(user)
-            if len(files) >= n:
-                return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default) for p in files]
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"dovecot on {self.address}: {len(files)} of {n} message(s) for {user} "
-                                   f"after {timeout}s\n{self.log()}")
-            time.sleep(0.05)  # Dovecot gives no delivery event
+    def describe(self):
+        return f"dovecot on {self.address}:\n{self.log()}"
 
 
 try:  # the fixture is optional: the class works without pytest

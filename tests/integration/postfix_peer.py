@@ -34,8 +34,6 @@ running by a crashed test are stopped at interpreter exit.
 """
 
 import atexit
-import email
-import email.policy
 import grp
 import json
 import os
@@ -48,6 +46,7 @@ import subprocess
 import tempfile
 import time
 
+from maildir_reader import MaildirReader
 from peers import check_loopback
 
 POSTFIX = "/usr/sbin/postfix"
@@ -362,7 +361,7 @@ class PostfixInstance:
             time.sleep(interval)  # Postfix gives no delivery event
 
 
-class PostfixDestination(PostfixInstance):
+class PostfixDestination(MaildirReader, PostfixInstance):
     """Postfix as the final destination of the mailboxes' domains, delivering
     into Maildirs under its folder. mailboxes: addresses that exist (others of
     those domains get 550 5.1.1); domains: more domains that are ours;
@@ -422,25 +421,8 @@ class PostfixDestination(PostfixInstance):
         """The Maildir folder of a mailbox (for catch-all: maildir("@domain"))."""
         return self.dir / "mail" / self._relpath(address)
 
-    def message_files(self, address):
-        """The files of a Maildir's new/ and cur/, oldest first."""
-        files = []
-        for sub in ("new", "cur"):
-            folder = self.maildir(address) / sub
-            if folder.is_dir():
-                files += [p for p in folder.iterdir() if p.is_file()]
-        return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
-
-    def messages(self, address):
-        """The messages in a Maildir as bytes, oldest first."""
-        return [p.read_bytes() for p in self.message_files(address)]
-
-    def wait_for_messages(self, address, n=1, timeout=30):
-        """Waits until a Maildir holds n messages; returns them as
-        email.message.EmailMessage objects (raw bytes: messages())."""
-        files = self._poll(lambda: len(self.message_files(address)) >= n and self.message_files(address),
-                           timeout, f"{n} message(s) for {address}")
-        return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default) for p in files]
+    def describe(self):
+        return f"postfix on {self.address}:\n{self.log_tail()}"
 
 
 class PostfixRelay(PostfixInstance):

@@ -2,7 +2,6 @@
 a client that vanishes mid-DATA, too many errors, an idle client, SIGTERM, a
 full disk, a broken configuration."""
 import os
-import re
 import subprocess
 
 import pytest

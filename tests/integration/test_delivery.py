@@ -3,8 +3,8 @@ DNS (dnsmasq) to scripted SMTP peers on other loopback addresses — preferred
 MX first, failover, A fallback, retries after 4xx, and peers that misbehave."""
 import re
 
-from delivery_env import mta, queue_state, tracking, wait_until  # noqa: F401  (fixture)
-from peers import GARBAGE, HANG
+from delivery_env import queue_state, tracking, wait_until
+from peers import GARBAGE
 
 FABRIKAM = "fabrikam.test"
 

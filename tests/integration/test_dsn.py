@@ -3,7 +3,7 @@ return to the sender's Maildir as multipart/report, parsed with Python's
 email package; NOTIFY and RET are honoured; none for the null sender."""
 import pytest
 
-from delivery_env import dsn_summary, maildir_files, mta, wait_for_maildir, wait_until  # noqa: F401
+from delivery_env import dsn_summary, maildir_files, wait_for_maildir, wait_until
 
 FABRIKAM = "fabrikam.test"
 

@@ -2,9 +2,7 @@
 receiving from Postfix, and local delivery over LMTP to Dovecot."""
 import smtplib
 
-from delivery_env import maildir_files, mta, wait_for_maildir, wait_until  # noqa: F401  (fixture)
-from dovecot_peer import make_dovecot  # noqa: F401  (fixture)
-from postfix_peer import make_postfix  # noqa: F401  (fixture)
+from delivery_env import wait_for_maildir, wait_until
 
 
 def test_tern_relays_to_postfix(mta, make_postfix):

@@ -13,9 +13,7 @@ import ssl
 import pytest
 
 import dovecot_peer
-from dovecot_peer import make_dovecot  # noqa: F401  (fixture)
-from peers import GARBAGE, Rule, ScriptedPeer, free_address, make_peer  # noqa: F401  (fixture)
-from postfix_peer import make_postfix  # noqa: F401  (fixture)
+from peers import GARBAGE, Rule, ScriptedPeer, free_address
 from ternlib import make_certificate
 
 MESSAGE = (b"From: chris@example.test\r\nTo: kate@example.net\r\nSubject: self-test\r\n"

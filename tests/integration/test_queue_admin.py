@@ -4,7 +4,7 @@ retry|delete|bounce` act on a running server (through its control socket)
 and on a stopped one (on the spool directly)."""
 import subprocess
 
-from delivery_env import dsn_summary, maildir_files, mta, queue_state, tracking, wait_for_maildir, wait_until  # noqa: F401
+from delivery_env import dsn_summary, maildir_files, queue_state, tracking, wait_for_maildir, wait_until
 from ternlib import TERN
 
 FABRIKAM = "fabrikam.test"
