@@ -142,11 +142,181 @@ Diagnosis greeting(const Reply& reply, std::string_view error) {
   return d;
 }
 
+// EHLO refused (the seed: 501 5.5.4 Invalid domain name).
+Diagnosis ehlo(const Reply& reply) {
+  Diagnosis d;
+  const int code = reply.code;
+  d.meaning = code == 501 ? "the server does not accept the name given with EHLO"
+                          : "the server refused the greeting";
+  d.reasons = {"invalid characters in the domain name given to EHLO",
+               "connection restrictions on the destination SMTP server"};
+  d.next =
+      "give your server's fully qualified domain name with EHLO, e.g. mail.contoso.com "
+      "(tern check --helo NAME); very old servers only know HELO";
+  return d;
+}
+
+// STARTTLS refused.
+Diagnosis starttls_refused(const Reply&) {
+  Diagnosis d;
+  d.meaning = "the server will not start TLS now";
+  d.reasons = {
+      "the server does not offer STARTTLS (not in its EHLO reply), or TLS is broken on "
+      "it (454)",
+      "its certificate, protocols or ciphers do not match ours"};
+  d.next =
+      "try without TLS to see whether plain SMTP works, and check the server's TLS "
+      "configuration";
+  return d;
+}
+
+// AUTH refused.
+Diagnosis auth(const Reply& reply) {
+  Diagnosis d;
+  const std::string& e = reply.enhanced;
+  const int code = reply.code;
+  if (code == 530 || code == 538 || e == "5.7.0" || e == "5.7.11") {
+    d.meaning = "the server allows AUTH only over an encrypted connection";
+    d.reasons = {"AUTH was tried before STARTTLS"};
+    d.next = "issue STARTTLS first, then EHLO and AUTH again (tern check --starttls)";
+  } else if (code == 504 || code == 502) {
+    d.meaning = "the server does not support this authentication mechanism here";
+    d.reasons = {"the server offers no AUTH on this port, or not before TLS",
+                 "the server offers other mechanisms only (see its EHLO reply)"};
+    d.next = "issue STARTTLS first (tern check --starttls), or use the submission port (587)";
+  } else if (code / 100 == 4) {
+    d.meaning = "the server cannot check credentials now";
+    d.reasons = {"its authentication back end is unavailable",
+                 "too many failed attempts from this address for now"};
+    d.next = "try again later";
+  } else {
+    d.meaning = "the server rejected the user name or password";
+    d.reasons = {"a wrong user name or password (the user name is often the full address)",
+                 "the account is disabled or not allowed to send mail",
+                 "too many failed attempts from this address"};
+    d.next = "check the credentials (tern check takes the password from TERN_PASSWORD)";
+  }
+  return d;
+}
+
+// MAIL FROM refused (the seed: 530 5.7.1, 550 5.1.7).
+Diagnosis mail_from(const Reply& reply) {
+  Diagnosis d;
+  const std::string& e = reply.enhanced;
+  const int code = reply.code;
+  if (code == 530 && e == "5.7.0") {
+    d.meaning = "the server requires TLS before it takes mail";
+    d.reasons = {"this connector requires TLS (STARTTLS) first"};
+    d.next = "issue STARTTLS first (tern check --starttls)";
+  } else if (code == 530) {  // the seed: 530 5.7.1 Client was not authenticated
+    d.meaning = "the server does not accept mail from anonymous clients on this port";
+    d.reasons = {
+        "the destination server does not accept anonymous message submissions: you "
+        "get this when you test a server whose receive connector does not accept "
+        "anonymous connections (a submission port, or a Mailbox server)"};
+    d.next =
+        "authenticate first (tern check --auth USER with the password in TERN_PASSWORD, "
+        "usually with --starttls), or test the server that takes mail from the Internet "
+        "on port 25";
+  } else if (e == "5.7.60") {
+    d.meaning = "the authenticated user may not send as this sender address";
+    d.reasons = {"the sender (--from) is not an address of the authenticated user"};
+    d.next = "send as the user's own address (tern check --from)";
+  } else if (code / 100 == 4) {
+    d.meaning = "the server does not take mail from this sender for now";
+    d.reasons = {"the server is short of storage (452 4.3.1)",
+                 "greylisting or a rate limit: the server asks to come back later",
+                 "it could not verify the sender's domain in DNS for now"};
+    d.next = "try again in a few minutes";
+  } else {  // the seed: 550 5.1.7 Invalid address
+    d.meaning = "the server refuses this sender";
+    d.reasons = {"a syntax error in the sender's e-mail address",
+                 "the server checks the sender's domain (it must exist, and its SPF may have "
+                 "to allow the address the connection comes from)"};
+    d.next =
+        "check the sender address (tern check --from): use a real address of a domain "
+        "you run";
+  }
+  return d;
+}
+
+// RCPT TO refused (the seed: 550 5.1.1).
+Diagnosis rcpt_to(const Reply& reply) {
+  Diagnosis d;
+  const std::string& e = reply.enhanced;
+  const int code = reply.code;
+  if (e == "5.7.54" || e == "5.7.1" || code == 554 || (code == 550 && e == "5.7.0")) {
+    d.meaning =
+        "the server does not accept mail for this domain from this client (relay "
+        "denied)";
+    d.reasons = {"the recipient's domain is not one the server accepts mail for",
+                 "you are not testing the MX host of the recipient's domain",
+                 "relaying needs authentication (AUTH) or a trusted network"};
+    d.next =
+        "check the MX records of the recipient's domain (tern mx DOMAIN) and test those "
+        "hosts";
+  } else if (e == "5.1.10") {
+    d.meaning = "the recipient's domain publishes a null MX: it accepts no mail";
+    d.reasons = {"the address is not meant to receive mail"};
+    d.next = "check the address with its owner";
+  } else if (e == "5.2.2" || e == "4.2.2" || code == 552) {
+    d.meaning = "the recipient's mailbox is full";
+    d.reasons = {"the mailbox is over its quota"};
+    d.next = "ask the recipient to make room, or try later";
+  } else if (code == 452 || e == "4.5.3") {
+    d.meaning = "the server will not take more recipients now";
+    d.reasons = {"too many recipients in one message", "the server is short of storage"};
+    d.next = "send to fewer recipients at once, or try again later";
+  } else if (code / 100 == 4) {
+    d.meaning = "the server defers this recipient: a sending server would try again later";
+    d.reasons = {
+        "greylisting: the server does not know this sender and client yet and asks "
+        "to come back in a few minutes",
+        "the recipient's mailbox server is unavailable for now", "a rate limit for this client"};
+    d.next = "try again in a few minutes";
+  } else {  // the seed: 550 5.1.1 User unknown
+    d.meaning = "the server does not know this recipient";
+    d.reasons = {"the specified recipient does not exist in the organization",
+                 "a typing error in the recipient's address"};
+    d.next =
+        "check the recipient address, and that you are testing the MX host of its "
+        "domain";
+  }
+  return d;
+}
+
+// DATA or the message refused.
+Diagnosis message(const Reply& reply) {
+  Diagnosis d;
+  const std::string& e = reply.enhanced;
+  const int code = reply.code;
+  if (code == 552 || e == "5.3.4" || e == "5.2.3") {
+    d.meaning = "the message is too big for the server";
+    d.reasons = {"the message exceeds the server's size limit (see SIZE in its EHLO reply)"};
+    d.next = "send a smaller message";
+  } else if (code / 100 == 4) {
+    d.meaning = "the server could not take the message now";
+    d.reasons = {"the server had a temporary problem storing it (storage, a scanner)",
+                 "greylisting or a rate limit"};
+    d.next = "try again later: a real sending server retries a 4yz";
+  } else if (code == 503 || code == 554) {
+    d.meaning = "the server refused the message";
+    d.reasons = {"no recipient was accepted (503 / 554 5.5.1)",
+                 "the content was refused by a filter (spam, virus, policy)"};
+    d.next = "look at the enhanced code and the text of the reply";
+  } else {
+    d.meaning = "the server refused the message";
+    d.reasons = {"the content was refused by a filter (spam, virus, policy: 5.7.x)",
+                 "the message is malformed for this server (5.6.x)"};
+    d.next = "look at the enhanced code and the text of the reply";
+  }
+  return d;
+}
+
 }  // namespace
 
 Diagnosis diagnose(Step step, const Reply& reply, std::string_view error) {
   Diagnosis d;
-  const std::string& e = reply.enhanced;
   const int code = reply.code;
   if (step == Step::kDns) return dns(reply);
   if (step == Step::kConnect) return connect(error);
@@ -172,150 +342,22 @@ Diagnosis diagnose(Step step, const Reply& reply, std::string_view error) {
     return d;
   }
   switch (step) {
-    case Step::kEhlo:  // the seed: 501 5.5.4 Invalid domain name
-      d.meaning = code == 501 ? "the server does not accept the name given with EHLO"
-                              : "the server refused the greeting";
-      d.reasons = {"invalid characters in the domain name given to EHLO",
-                   "connection restrictions on the destination SMTP server"};
-      d.next =
-          "give your server's fully qualified domain name with EHLO, e.g. mail.contoso.com "
-          "(tern check --helo NAME); very old servers only know HELO";
-      break;
+    case Step::kEhlo:
+      return ehlo(reply);
     case Step::kStartTls:
-      d.meaning = "the server will not start TLS now";
-      d.reasons = {
-          "the server does not offer STARTTLS (not in its EHLO reply), or TLS is broken on "
-          "it (454)",
-          "its certificate, protocols or ciphers do not match ours"};
-      d.next =
-          "try without TLS to see whether plain SMTP works, and check the server's TLS "
-          "configuration";
-      break;
+      return starttls_refused(reply);
     case Step::kAuth:
-      if (code == 530 || code == 538 || e == "5.7.0" || e == "5.7.11") {
-        d.meaning = "the server allows AUTH only over an encrypted connection";
-        d.reasons = {"AUTH was tried before STARTTLS"};
-        d.next = "issue STARTTLS first, then EHLO and AUTH again (tern check --starttls)";
-      } else if (code == 504 || code == 502) {
-        d.meaning = "the server does not support this authentication mechanism here";
-        d.reasons = {"the server offers no AUTH on this port, or not before TLS",
-                     "the server offers other mechanisms only (see its EHLO reply)"};
-        d.next = "issue STARTTLS first (tern check --starttls), or use the submission port (587)";
-      } else if (code / 100 == 4) {
-        d.meaning = "the server cannot check credentials now";
-        d.reasons = {"its authentication back end is unavailable",
-                     "too many failed attempts from this address for now"};
-        d.next = "try again later";
-      } else {
-        d.meaning = "the server rejected the user name or password";
-        d.reasons = {"a wrong user name or password (the user name is often the full address)",
-                     "the account is disabled or not allowed to send mail",
-                     "too many failed attempts from this address"};
-        d.next = "check the credentials (tern check takes the password from TERN_PASSWORD)";
-      }
-      break;
+      return auth(reply);
     case Step::kMail:
-      if (code == 530 && e == "5.7.0") {
-        d.meaning = "the server requires TLS before it takes mail";
-        d.reasons = {"this connector requires TLS (STARTTLS) first"};
-        d.next = "issue STARTTLS first (tern check --starttls)";
-      } else if (code == 530) {  // the seed: 530 5.7.1 Client was not authenticated
-        d.meaning = "the server does not accept mail from anonymous clients on this port";
-        d.reasons = {
-            "the destination server does not accept anonymous message submissions: you "
-            "get this when you test a server whose receive connector does not accept "
-            "anonymous connections (a submission port, or a Mailbox server)"};
-        d.next =
-            "authenticate first (tern check --auth USER with the password in TERN_PASSWORD, "
-            "usually with --starttls), or test the server that takes mail from the Internet "
-            "on port 25";
-      } else if (e == "5.7.60") {
-        d.meaning = "the authenticated user may not send as this sender address";
-        d.reasons = {"the sender (--from) is not an address of the authenticated user"};
-        d.next = "send as the user's own address (tern check --from)";
-      } else if (code / 100 == 4) {
-        d.meaning = "the server does not take mail from this sender for now";
-        d.reasons = {"the server is short of storage (452 4.3.1)",
-                     "greylisting or a rate limit: the server asks to come back later",
-                     "it could not verify the sender's domain in DNS for now"};
-        d.next = "try again in a few minutes";
-      } else {  // the seed: 550 5.1.7 Invalid address
-        d.meaning = "the server refuses this sender";
-        d.reasons = {"a syntax error in the sender's e-mail address",
-                     "the server checks the sender's domain (it must exist, and its SPF may have "
-                     "to allow the address the connection comes from)"};
-        d.next =
-            "check the sender address (tern check --from): use a real address of a domain "
-            "you run";
-      }
-      break;
+      return mail_from(reply);
     case Step::kRcpt:
-      if (e == "5.7.54" || e == "5.7.1" || code == 554 || (code == 550 && e == "5.7.0")) {
-        d.meaning =
-            "the server does not accept mail for this domain from this client (relay "
-            "denied)";
-        d.reasons = {"the recipient's domain is not one the server accepts mail for",
-                     "you are not testing the MX host of the recipient's domain",
-                     "relaying needs authentication (AUTH) or a trusted network"};
-        d.next =
-            "check the MX records of the recipient's domain (tern mx DOMAIN) and test those "
-            "hosts";
-      } else if (e == "5.1.10") {
-        d.meaning = "the recipient's domain publishes a null MX: it accepts no mail";
-        d.reasons = {"the address is not meant to receive mail"};
-        d.next = "check the address with its owner";
-      } else if (e == "5.2.2" || e == "4.2.2" || code == 552) {
-        d.meaning = "the recipient's mailbox is full";
-        d.reasons = {"the mailbox is over its quota"};
-        d.next = "ask the recipient to make room, or try later";
-      } else if (code == 452 || e == "4.5.3") {
-        d.meaning = "the server will not take more recipients now";
-        d.reasons = {"too many recipients in one message", "the server is short of storage"};
-        d.next = "send to fewer recipients at once, or try again later";
-      } else if (code / 100 == 4) {
-        d.meaning = "the server defers this recipient: a sending server would try again later";
-        d.reasons = {
-            "greylisting: the server does not know this sender and client yet and asks "
-            "to come back in a few minutes",
-            "the recipient's mailbox server is unavailable for now",
-            "a rate limit for this client"};
-        d.next = "try again in a few minutes";
-      } else {  // the seed: 550 5.1.1 User unknown
-        d.meaning = "the server does not know this recipient";
-        d.reasons = {"the specified recipient does not exist in the organization",
-                     "a typing error in the recipient's address"};
-        d.next =
-            "check the recipient address, and that you are testing the MX host of its "
-            "domain";
-      }
-      break;
+      return rcpt_to(reply);
     case Step::kData:
     case Step::kMessage:
-      if (code == 552 || e == "5.3.4" || e == "5.2.3") {
-        d.meaning = "the message is too big for the server";
-        d.reasons = {"the message exceeds the server's size limit (see SIZE in its EHLO reply)"};
-        d.next = "send a smaller message";
-      } else if (code / 100 == 4) {
-        d.meaning = "the server could not take the message now";
-        d.reasons = {"the server had a temporary problem storing it (storage, a scanner)",
-                     "greylisting or a rate limit"};
-        d.next = "try again later: a real sending server retries a 4yz";
-      } else if (code == 503 || code == 554) {
-        d.meaning = "the server refused the message";
-        d.reasons = {"no recipient was accepted (503 / 554 5.5.1)",
-                     "the content was refused by a filter (spam, virus, policy)"};
-        d.next = "look at the enhanced code and the text of the reply";
-      } else {
-        d.meaning = "the server refused the message";
-        d.reasons = {"the content was refused by a filter (spam, virus, policy: 5.7.x)",
-                     "the message is malformed for this server (5.6.x)"};
-        d.next = "look at the enhanced code and the text of the reply";
-      }
-      break;
+      return message(reply);
     default:
-      break;
+      return d;
   }
-  return d;
 }
 
 }  // namespace tern::smtp
