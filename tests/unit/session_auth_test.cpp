@@ -119,6 +119,20 @@ TEST(SessionAuth, AuthenticatedClientMayRelay) {
   EXPECT_EQ(h.say("RCPT TO:<kate@fabrikam.com>"), "250 2.1.5 Recipient OK\r\n");
 }
 
+TEST(SessionAuth, BcryptAndYescryptHashesVerify) {
+  for (const char* scheme : {"BLF-CRYPT", "YESCRYPT"}) {
+    std::string hash = server::hash_password("s3cret", scheme);
+    ASSERT_FALSE(hash.empty()) << scheme;
+    EXPECT_TRUE(server::password_matches("s3cret", hash)) << hash;
+    EXPECT_FALSE(server::password_matches("s3cres", hash)) << hash;
+  }
+  // A hash as /etc/shadow or `openssl passwd -6` writes it, without the {SCHEME} prefix.
+  EXPECT_TRUE(server::password_matches(
+      "tern-demo",
+      "$6$TOh9g3Hb1zRkV7FZ$4ltCcgMmJTqZkwdWge2j/9u9NI7A6cndMl4/q9MFLGCXAmV/nJSDN4N.sKYvXltThNuBBY71ceen5T8dbSs6I."));
+  EXPECT_EQ(server::hash_password("x", "MD5"), "");
+}
+
 TEST(SessionAuth, PasswordHashesVerify) {
   std::string hash = server::hash_password("correct horse");
   EXPECT_EQ(hash.rfind("{SHA512-CRYPT}$6$", 0), 0u);
