@@ -10,6 +10,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -42,7 +43,20 @@ asio::ip::tcp::endpoint resolve_listener(const config::Listener& l) {
 }
 }  // namespace
 
+namespace {
+// Each connection is a descriptor: take the hard limit as the soft one (as
+// nginx's worker_rlimit_nofile does), so max_connections is not cut at 1024.
+void raise_descriptor_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+}  // namespace
+
 Server::Server(config::Config config) : config_(std::move(config)) {
+  raise_descriptor_limit();
   spool_ = queue::open_spool(config_, queue::OpenMode::kServe);
   protocol_log_ = std::make_unique<log::ProtocolLog>(config_.log.directory, config_.log.protocol);
   tracking_log_ = std::make_unique<log::TrackingLog>(config_.log.directory);
