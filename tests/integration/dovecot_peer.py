@@ -33,7 +33,7 @@ import tempfile
 import time
 
 from maildir_reader import MaildirReader
-from peers import check_loopback
+from peers import LoopbackService, check_loopback
 
 DOVECOT = "/usr/sbin/dovecot"
 
@@ -96,7 +96,7 @@ class DovecotError(RuntimeError):
     """Dovecot did not start or stop as expected (the log is in the message)."""
 
 
-class DovecotLmtp(MaildirReader):
+class DovecotLmtp(MaildirReader, LoopbackService):
     """Dovecot's LMTP server on host:port with Maildirs in a temporary folder."""
 
     def __init__(self, host="127.0.0.3", port=24, *, users=None, hostname="dovecot.peer.test"):
@@ -183,17 +183,6 @@ class DovecotLmtp(MaildirReader):
                 shutil.rmtree(self.dir, ignore_errors=True)
                 self.dir = None
             _running.discard(self)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    @property
-    def address(self):
-        """"host:port", the form of a mailbox's `lmtp =` in tern.toml."""
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     def log(self):
         """Dovecot's log and stderr so far."""

@@ -71,7 +71,7 @@ try:  # the fixtures are optional: the classes work without pytest
 except ImportError:  # pragma: no cover
     pytest = None
 
-__all__ = ["ScriptedPeer", "Rule", "Session", "Message", "HANG", "DROP", "RESET", "GARBAGE",
+__all__ = ["LoopbackService", "ScriptedPeer", "Rule", "Session", "Message", "HANG", "DROP", "RESET", "GARBAGE",
            "STAGES", "check_loopback", "free_address", "make_peer"]
 
 
@@ -278,7 +278,24 @@ class _End(Exception):
     """Ends a session's thread with a reason."""
 
 
-class ScriptedPeer:
+class LoopbackService:
+    """What every test peer shares: host and port on a loopback address,
+    "host:port" (brackets for IPv6), and use as a context manager
+    (start() on entry, stop() on exit)."""
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def address(self):
+        """"host:port" (with brackets for IPv6), the form tern.toml and tools take."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+class ScriptedPeer(LoopbackService):
     """A scripted SMTP (or LMTP, lmtp=True) server on a loopback address; see
     the module docstring. start() binds and returns self; stop() closes every
     socket and joins every thread. Usable as a context manager."""
@@ -397,17 +414,6 @@ class ScriptedPeer:
             raise RuntimeError(f"ScriptedPeer {self.address}: threads did not stop: {stuck}")
         if self.errors:
             raise RuntimeError(f"ScriptedPeer {self.address} failed in a session:\n" + "\n".join(self.errors))
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    @property
-    def address(self):
-        """"host:port" (with brackets for IPv6)."""
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     # ----- what was recorded -------------------------------------------
 

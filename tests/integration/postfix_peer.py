@@ -47,7 +47,7 @@ import tempfile
 import time
 
 from maildir_reader import MaildirReader
-from peers import check_loopback
+from peers import LoopbackService, check_loopback
 
 POSTFIX = "/usr/sbin/postfix"
 POSTQUEUE = "/usr/sbin/postqueue"
@@ -135,7 +135,7 @@ class PostfixError(RuntimeError):
     """Postfix did not start, stop or deliver as expected (the log is in the message)."""
 
 
-class PostfixInstance:
+class PostfixInstance(LoopbackService):
     """A private Postfix; use PostfixDestination or PostfixRelay. `main_cf` adds
     or overrides main.cf settings ({"name": "value"}); tls=(cert, key) offers
     STARTTLS in smtpd; smtp_tls=True makes the SMTP client use opportunistic TLS."""
@@ -302,17 +302,6 @@ class PostfixInstance:
             self.dir = None
             self.master_pid = None
             _running.discard(self)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    @property
-    def address(self):
-        """"host:port" of its smtpd."""
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     # ----- observing ----------------------------------------------------------
 
