@@ -189,7 +189,9 @@ int run(const MxOptions& o) {
       servers.empty() ? "the system resolver" : fmt::format("{}", fmt::join(servers, ", "));
   dns::MxRoute route = look_up(domain, servers);
   if (o.json) {
-    std::printf("%s\n", to_json(route, servers, described).dump(2).c_str());
+    std::printf("%s\n", to_json(route, servers, described)
+                            .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+                            .c_str());
   } else {
     print_human(route, described);
   }

@@ -27,6 +27,9 @@ std::string_view trim_right(std::string_view s);
 std::vector<std::string_view> split(std::string_view s, char sep);
 std::optional<std::uint64_t> parse_uint(std::string_view s);
 bool is_ascii(std::string_view s);
+// Well-formed UTF-8 (RFC 3629 §4): no overlong forms, no surrogates, nothing
+// above U+10FFFF.
+bool is_valid_utf8(std::string_view s);
 
 // Durations like "90s", "5m", "4h", "2d", "250ms"; a bare number is seconds.
 std::optional<std::uint64_t> parse_duration_ms(std::string_view s);
