@@ -63,6 +63,7 @@ nlohmann::json to_json(const queue::Envelope& e) {
   if (e.ret != smtp::DsnRet::kUnspecified)
     j["ret"] = e.ret == smtp::DsnRet::kFull ? "FULL" : "HDRS";
   if (!e.auth_user.empty()) j["auth_user"] = e.auth_user;
+  if (!e.held.empty()) j["held"] = e.held;
   return j;
 }
 
@@ -92,6 +93,7 @@ int list(const QueueOptions& o) {
     std::printf("%-15llu %-20s %9llu  %s\n", static_cast<unsigned long long>(e.id),
                 iso_time(e.arrival_ms).c_str(), static_cast<unsigned long long>(e.size),
                 e.sender.empty() ? "<>" : e.sender.c_str());
+    if (!e.held.empty()) std::printf("%47sHELD: %s\n", "", e.held.c_str());
     for (const auto& r : e.recipients) {
       std::printf("%47s%s (%s%s%s)\n", "", r.address.c_str(),
                   std::string(queue::state_name(r.state)).c_str(), r.last_reply.empty() ? "" : ": ",
@@ -127,6 +129,7 @@ int show(const QueueOptions& o) {
               e->client_helo.c_str(), e->listener.c_str(),
               e->auth_user.empty() ? "" : ", authenticated as ", e->auth_user.c_str());
   if (!e->envid.empty()) std::printf("ENVID:        %s\n", e->envid.c_str());
+  if (!e->held.empty()) std::printf("Held:         %s\n", e->held.c_str());
   std::printf("Recipients:\n");
   for (const auto& r : e->recipients) {
     std::printf("  %s  %s, %u attempt%s%s%s%s\n", r.address.c_str(),
@@ -163,6 +166,8 @@ std::string act_on_spool(const config::Config& config, const std::string& action
   queue::SpoolChange change;
   for (auto& e : targets) {
     if (action == "retry") {
+      if (o.all && !e.held.empty()) continue;  // a held message is released one by one
+      e.held.clear();
       e.next_attempt_ms = now_ms();
       change.update.push_back(e);
     } else if (action == "delete") {

@@ -3,6 +3,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
+#include <spdlog/spdlog.h>
 #include <sys/statvfs.h>
 
 #include <atomic>
@@ -131,10 +132,12 @@ class RocksSpool final : public Spool {
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       try {
         out.push_back(decode_envelope(std::string_view(it->value().data(), it->value().size())));
-      } catch (const std::exception&) {
-        Envelope broken;  // shown, not hidden: the administrator must see it
+      } catch (const std::exception& e) {
+        // Shown and held, never dropped: the administrator decides (tern queue delete).
+        Envelope broken;
         broken.id = key_id(it->key());
         broken.message_id = "(unreadable envelope record)";
+        broken.held = std::string("the envelope record cannot be read: ") + e.what();
         out.push_back(std::move(broken));
       }
     }
@@ -219,15 +222,33 @@ class RocksSpool final : public Spool {
           max_id = std::max(max_id, m.envelope.id);
         }
       CommitResult result;
+      // A change that cannot be put into the batch fails alone; the others
+      // still share the sync. Nothing thrown here may end this thread.
+      std::vector<std::optional<CommitResult>> refused(items.size());
       if (bytes > 0 && !has_room(bytes)) {
         result = {SpoolStatus::kNoSpace, "free space below [spool] min_free"};
       } else {
         rocksdb::WriteBatch batch;
-        for (const auto& p : items) add_to_batch(batch, p.change);
+        for (std::size_t i = 0; i < items.size(); ++i) {
+          batch.SetSavePoint();
+          try {
+            add_to_batch(batch, items[i].change);
+            batch.PopSavePoint();
+          } catch (const std::exception& e) {
+            batch.RollbackToSavePoint();
+            refused[i] = CommitResult{SpoolStatus::kError, e.what()};
+          }
+        }
         if (max_id > 0) batch.Put(default_, kNextIdKey, id_key(max_id + 1));
         result = write_batch(batch);
       }
-      for (auto& p : items) p.done(result);
+      for (std::size_t i = 0; i < items.size(); ++i) {
+        try {
+          items[i].done(refused[i] ? *refused[i] : result);
+        } catch (const std::exception& e) {
+          spdlog::error("spool: a commit callback failed: {}", e.what());
+        }
+      }
       items.clear();
     }
   }

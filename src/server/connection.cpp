@@ -6,6 +6,8 @@
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include <spdlog/spdlog.h>
+
 #include "queue/spool_async.h"
 #include "server/server_context.h"
 #include "smtp/replies.h"
@@ -205,9 +207,37 @@ net::awaitable<Step> Connection::commit() {
   co_return session_->committed(result);
 }
 
+// The boundary of one connection: whatever throws inside it ends this
+// connection (with 421 when the peer can still read it), never the server.
 net::awaitable<void> Connection::run() {
   auto self = shared_from_this();
   log_.event('+', "");
+  bool failed = false;
+  try {
+    co_await converse();
+  } catch (const std::exception& e) {
+    info(std::string("internal error, closing: ") + e.what());
+    spdlog::error("session with {} ended by an internal error: {}", remote_address_, e.what());
+    failed = true;
+  }
+  if (failed) {
+    out_.clear();
+    queue_reply(replies::kServiceNotAvailable);
+    try {
+      co_await flush();
+    } catch (const std::exception&) {
+    }
+  }
+  phase_ = Phase::kClosing;
+  timer_.cancel();
+  // No TLS close_notify exchange: QUIT has ended the session, and waiting for a
+  // peer's close_notify would let a silent peer hold the connection open.
+  stream_.close();
+  log_.event('-', "");
+  server_.detach(this, listener_index_);
+}
+
+net::awaitable<void> Connection::converse() {
   SessionEnv env;
   env.config = &server_.config();
   env.listener = &listener_;
@@ -261,13 +291,6 @@ net::awaitable<void> Connection::run() {
         break;
     }
   }
-  phase_ = Phase::kClosing;
-  timer_.cancel();
-  // No TLS close_notify exchange: QUIT has ended the session, and waiting for a
-  // peer's close_notify would let a silent peer hold the connection open.
-  stream_.close();
-  log_.event('-', "");
-  server_.detach(this, listener_index_);
 }
 
 }  // namespace tern::server

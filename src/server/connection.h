@@ -37,6 +37,7 @@ class Connection : public std::enable_shared_from_this<Connection>, private Sess
  private:
   enum class Phase { kStarting, kWaitingCommand, kBusy, kClosing };
 
+  net::awaitable<void> converse();
   net::awaitable<void> watchdog();
   net::awaitable<bool> read_more();
   net::awaitable<bool> flush();
