@@ -39,7 +39,8 @@ struct Listener {
   bool allow_plaintext_auth = false;  // offer AUTH before TLS (loopback testing only)
   std::uint32_t max_errors = 10;
   std::uint64_t command_timeout_ms = 5 * 60 * 1000;  // RFC 5321 §4.5.3.2.7
-  std::uint32_t max_connections = 20000;
+  std::uint32_t max_connections = 20000;             // live connections on this listener
+  std::uint32_t max_connections_per_source = 20;     // from one client IP (SPEC §2)
 };
 
 struct Mailbox {

@@ -38,6 +38,8 @@ void read_listener_fields(TableReader& r, const fs::path& base, Listener& l) {
   if (auto v = r.duration_ms("command_timeout")) l.command_timeout_ms = *v;
   if (auto v = r.integer("max_connections", 1, 1000000))
     l.max_connections = static_cast<std::uint32_t>(*v);
+  if (auto v = r.integer("max_connections_per_source", 1, 1000000))
+    l.max_connections_per_source = static_cast<std::uint32_t>(*v);
   if (l.max_message_size == 0) r.fail("max_message_size", "must be more than 0");
   if (l.tls != TlsMode::kNone && (l.certificate.empty() || l.private_key.empty()))
     r.fail("tls", "tls = \"starttls\" or \"implicit\" needs certificate and private_key");

@@ -31,6 +31,9 @@ class Server {
 
  private:
   net::awaitable<void> accept_loop(std::size_t listener_index, asio::ip::tcp::acceptor& acceptor);
+  // A 421 4.3.2 and a close, on the socket's own loop; the accept loop goes on.
+  void refuse_connection(std::size_t listener_index, asio::ip::tcp::socket socket,
+                         ServerContext::Admission why);
   void load_tls();
   void stop();
 

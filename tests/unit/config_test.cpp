@@ -50,6 +50,14 @@ TEST(Config, Defaults) {
   EXPECT_EQ(c.listeners[0].max_recipients, 200u);
   EXPECT_EQ(c.listeners[0].max_errors, 10u);
   EXPECT_EQ(c.listeners[0].command_timeout_ms, 300000u);
+  EXPECT_EQ(c.listeners[0].max_connections, 20000u);
+  EXPECT_EQ(c.listeners[0].max_connections_per_source, 20u);  // SPEC §2, as Exchange
+}
+
+TEST(Config, ConnectionLimits) {
+  auto c = parse(base("max_connections = 500\nmax_connections_per_source = 50\n"), "/x/tern.toml");
+  EXPECT_EQ(c.listeners[0].max_connections, 500u);
+  EXPECT_EQ(c.listeners[0].max_connections_per_source, 50u);
 }
 
 TEST(Config, IPv6Listener) {
@@ -69,6 +77,10 @@ TEST(Config, ErrorsNameFileLineAndKey) {
   const Bad cases[] = {
       {base("tls = \"tsl\"\n"), 5, "listener[0].tls", "must be one of none, starttls, implicit"},
       {base("max_recipients = \"many\"\n"), 5, "listener[0].max_recipients", "whole number"},
+      {base("max_connections_per_source = 0\n"), 5, "listener[0].max_connections_per_source",
+       "between 1 and 1000000"},
+      {base("max_connections_per_source = \"20\"\n"), 5, "listener[0].max_connections_per_source",
+       "whole number"},
       {base("colour = \"blue\"\n"), 5, "listener[0].colour", "unknown key"},
       {base("[queue]\nretry = [\"5 minutes\"]\n"), 6, "queue.retry", "duration"},
       {base("[relay]\nnetworks = [\"10.0.0.0/33\"]\n"), 6, "relay.networks", "network"},
