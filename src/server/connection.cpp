@@ -187,6 +187,30 @@ net::awaitable<Step> Connection::verify_credentials() {
   co_return session_->credentials_verified(std::move(user));
 }
 
+// A part of a large message goes to the spool on the disk pool while this
+// connection waits (and reads nothing more): the backpressure that bounds memory.
+net::awaitable<Step> Connection::store_part() {
+  MessagePart part = session_->take_part();
+  queue::Spool* spool = &server_.spool();
+  auto result = co_await asio::co_spawn(
+      server_.blocking_pool(),
+      [spool, part = std::move(part)]() -> net::awaitable<queue::CommitResult> {
+        co_return spool->store_part(part.id, part.seq, part.bytes);
+      },
+      asio::use_awaitable);
+  co_return session_->part_stored(result);
+}
+
+// Parts of messages that will never be committed are dropped by the spool's
+// committer; nobody waits for it.
+void Connection::discard_abandoned() {
+  auto ids = session_->take_abandoned();
+  if (ids.empty()) return;
+  queue::SpoolChange change;
+  change.discard = std::move(ids);
+  server_.spool().apply(std::move(change), [](queue::CommitResult) {});
+}
+
 net::awaitable<Step> Connection::commit() {
   queue::NewMessage message = session_->take_message();
   const auto& e = message.envelope;
@@ -228,6 +252,10 @@ net::awaitable<void> Connection::run() {
     } catch (const std::exception&) {
     }
   }
+  if (session_) {
+    session_->connection_closed();
+    discard_abandoned();
+  }
   phase_ = Phase::kClosing;
   timer_.cancel();
   // No TLS close_notify exchange: QUIT has ended the session, and waiting for a
@@ -264,11 +292,14 @@ net::awaitable<void> Connection::converse() {
       if (step.reply) queue_reply(*step.reply);
       if (step.action == Action::kCommit)
         step = co_await commit();
+      else if (step.action == Action::kStore)
+        step = co_await store_part();
       else if (step.action == Action::kVerifyCredentials)
         step = co_await verify_credentials();
       else
         break;
     }
+    discard_abandoned();
     switch (step.action) {
       case Action::kContinue:
         break;
@@ -287,6 +318,7 @@ net::awaitable<void> Connection::converse() {
         open = false;
         break;
       case Action::kCommit:
+      case Action::kStore:
       case Action::kVerifyCredentials:
         break;
     }

@@ -45,6 +45,8 @@ class Connection : public std::enable_shared_from_this<Connection>, private Sess
   net::awaitable<bool> start_tls();
   net::awaitable<Step> verify_credentials();
   net::awaitable<Step> commit();
+  net::awaitable<Step> store_part();
+  void discard_abandoned();
   void touch();
 
   // SessionObserver
