@@ -141,5 +141,16 @@ TEST(SessionStream, NonUtf8MessageIdIsQueued) {
   EXPECT_EQ(h.spool().list().front().message_id, "<\xff@x>");
 }
 
+TEST(SessionStream, Smtputf8AddressesMustBeUtf8) {
+  SessionHarness h;
+  h.say(kHello);
+  EXPECT_EQ(h.say("MAIL FROM:<chr\xffis@contoso.com> SMTPUTF8"),
+            "553 5.1.7 Invalid address: not valid UTF-8\r\n");
+  EXPECT_EQ(h.say("MAIL FROM:<chr\xc3\xa9s@contoso.com> SMTPUTF8"), "250 2.1.0 Sender OK\r\n");
+  EXPECT_EQ(h.say("RCPT TO:<k\xe5te@example.test>"),
+            "553 5.1.3 Invalid address: not valid UTF-8\r\n");
+  EXPECT_EQ(h.say("RCPT TO:<kate@example.test>"), "250 2.1.5 Recipient OK\r\n");
+}
+
 }  // namespace
 }  // namespace tern::test
