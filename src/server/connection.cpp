@@ -69,6 +69,23 @@ void Connection::touch() {
       std::chrono::steady_clock::now() + std::chrono::milliseconds(listener_.command_timeout_ms);
 }
 
+// The deadline of the next read. Waiting for a command: the whole line must
+// arrive within command_timeout of its first byte, however slowly it trickles
+// in (slowloris). In a message: command_timeout between reads, and the whole
+// message within data_timeout.
+void Connection::set_read_deadline(bool in_message) {
+  auto now = std::chrono::steady_clock::now();
+  if (in_message || session_->message_open()) {
+    if (!message_deadline_)
+      message_deadline_ = now + std::chrono::milliseconds(listener_.data_timeout_ms);
+    deadline_ = std::min(now + std::chrono::milliseconds(listener_.command_timeout_ms),
+                         *message_deadline_);
+    return;
+  }
+  message_deadline_.reset();
+  if (!in_.line_started()) touch();  // a new command starts; a partial one keeps its deadline
+}
+
 void Connection::received(std::string_view line) {
   log_.event('<', line);
 }
@@ -130,7 +147,7 @@ net::awaitable<bool> Connection::read_more() {
   if (!in_message) in_.shrink_if_empty();
   std::size_t want = in_message ? kDataReadSize : kCommandReadSize;
   char* p = in_.prepare(want);
-  touch();
+  set_read_deadline(in_message);
   io_pending_ = true;
   auto [ec, n] = co_await stream_.read_some(asio::buffer(p, in_.writable()));
   io_pending_ = false;

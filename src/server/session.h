@@ -98,6 +98,8 @@ class Session {
 
   smtp::Reply timed_out() const;
   bool reading_message() const { return mode_ == Mode::kData || mode_ == Mode::kChunk; }
+  // A message is being received: DATA, or BDAT chunks until the LAST one.
+  bool message_open() const { return reading_message() || tx_.chunking; }
   bool tls_active() const { return env_.tls_active; }
   const std::string& authenticated_user() const { return auth_user_; }
   std::uint32_t messages_accepted() const { return messages_accepted_; }
