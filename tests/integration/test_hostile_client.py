@@ -5,6 +5,7 @@ slow clients (slowloris) that must not hold a slot while others are served.
 
 After each, the server still answers, and what it queued survives a restart and
 reads back as JSON."""
+import select
 import socket
 import threading
 import time
@@ -66,10 +67,9 @@ def test_the_seed_crash_a_non_utf8_message_id_is_queued(server):
 def test_invalid_utf8_in_every_envelope_place(server):
     with Client(server.port) as c:
         c.reply()
-        assert c.cmd("EHLO cont\udcffoso.com".encode("utf-8", "surrogateescape").decode("latin-1")
-                     if False else "EHLO x") .startswith("250")
         c.send(b"EHLO con\xfftoso.com\r\n")
         assert c.reply() == "501 5.5.4 Invalid domain name"
+        assert c.cmd("EHLO contoso.com").startswith("250")
         c.send(b"MAIL FROM:<chr\xffis@contoso.com> SMTPUTF8\r\n")
         assert c.reply() == "553 5.1.7 Invalid address: not valid UTF-8"
         c.send(b"MAIL FROM:<chr\xc3\xa9s@contoso.com> SMTPUTF8 ENVID=a+FF+00b RET=HDRS\r\n")
@@ -186,32 +186,34 @@ def test_twenty_concurrent_30_mb_messages_stay_under_256_mb(make_server):
     assert len(one.stdout) > 30 << 20
 
 
-def slow_sender(port, data, interval, outcome):
-    """Sends data one byte per interval until the server closes; records what it saw."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=30)
-    f = s.makefile("rb")
-    outcome["banner"] = f.readline()
-    start = time.monotonic()
+def trickle(sock, data, interval, outcome):
+    """Sends data one byte per interval until the server answers or closes;
+    records the answer and how much was sent. Bounded by len(data) steps."""
     sent = 0
     try:
         for b in data:
-            s.sendall(bytes([b]))
+            sock.sendall(bytes([b]))
             sent += 1
-            s.settimeout(interval)
-            try:
-                got = f.readline()
-            except (socket.timeout, TimeoutError):
-                continue
-            outcome["reply"] = got
-            break
-        else:
-            s.settimeout(30)
-            outcome["reply"] = f.readline()
-    except (ConnectionResetError, BrokenPipeError, OSError) as e:
+            readable, _, _ = select.select([sock], [], [], interval)
+            if readable:
+                outcome["reply"] = sock.recv(4096)
+                break
+    except OSError as e:
         outcome["reply"] = repr(e).encode()
     outcome["sent"] = sent
-    outcome["seconds"] = time.monotonic() - start
-    s.close()
+
+
+def slow_sender(port, data, interval, outcome):
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    try:
+        banner = b""
+        while not banner.endswith(b"\r\n"):
+            chunk = s.recv(4096)
+            assert chunk, "closed before the banner"
+            banner += chunk
+        trickle(s, data, interval, outcome)
+    finally:
+        s.close()
 
 
 def test_slowloris_command_is_cut_while_others_are_served(make_server):
@@ -232,25 +234,12 @@ def test_slowloris_command_is_cut_while_others_are_served(make_server):
 
 def test_slowloris_data_is_cut_by_data_timeout(make_server):
     server = make_server(listeners=[("default", 'command_timeout = "2s"\ndata_timeout = "3s"')])
-    s = Client(server.port)
-    s.start_data()
+    c = Client(server.port)
+    c.start_data()
     outcome = {}
-    body = b"x" * 200  # 200 x 0.25 s = 50 s, never finished
-    start = time.monotonic()
-    try:
-        for b in body:
-            s.send(bytes([b]))
-            s.sock.settimeout(0.25)
-            try:
-                got = s.file.readline()
-            except (socket.timeout, TimeoutError):
-                continue
-            outcome["reply"] = got
-            break
-    except OSError as e:
-        outcome["reply"] = repr(e).encode()
-    s.close()
+    trickle(c.sock, b"x" * 200, 0.25, outcome)  # 200 x 0.25 s = 50 s: never finished
+    c.close()
     assert outcome.get("reply", b"").startswith(b"421 4.4.2 "), outcome
-    assert time.monotonic() - start < 50
+    assert outcome["sent"] < 200, outcome
+    assert server.queue_json() == []  # nothing of the cut message was queued
     still_serves(server)
-    assert server.queue_json() == []
