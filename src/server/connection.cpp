@@ -69,6 +69,23 @@ void Connection::touch() {
       std::chrono::steady_clock::now() + std::chrono::milliseconds(listener_.command_timeout_ms);
 }
 
+// The deadline of the next read. Waiting for a command: the whole line must
+// arrive within command_timeout of its first byte, however slowly it trickles
+// in (slowloris). In a message: command_timeout between reads, and the whole
+// message within data_timeout.
+void Connection::set_read_deadline(bool in_message) {
+  auto now = std::chrono::steady_clock::now();
+  if (in_message || session_->message_open()) {
+    if (!message_deadline_)
+      message_deadline_ = now + std::chrono::milliseconds(listener_.data_timeout_ms);
+    deadline_ = std::min(now + std::chrono::milliseconds(listener_.command_timeout_ms),
+                         *message_deadline_);
+    return;
+  }
+  message_deadline_.reset();
+  if (!in_.line_started()) touch();  // a new command starts; a partial one keeps its deadline
+}
+
 void Connection::received(std::string_view line) {
   log_.event('<', line);
 }
@@ -130,7 +147,7 @@ net::awaitable<bool> Connection::read_more() {
   if (!in_message) in_.shrink_if_empty();
   std::size_t want = in_message ? kDataReadSize : kCommandReadSize;
   char* p = in_.prepare(want);
-  touch();
+  set_read_deadline(in_message);
   io_pending_ = true;
   auto [ec, n] = co_await stream_.read_some(asio::buffer(p, in_.writable()));
   io_pending_ = false;
@@ -187,6 +204,33 @@ net::awaitable<Step> Connection::verify_credentials() {
   co_return session_->credentials_verified(std::move(user));
 }
 
+// A part of a large message goes to the spool on the disk pool while this
+// connection waits (and reads nothing more): the backpressure that bounds memory.
+net::awaitable<Step> Connection::store_part() {
+  MessagePart part = session_->take_part();
+  // Only trivially copyable captures: GCC 12 mishandles a lambda temporary
+  // owning a std::string inside a co_await expression.
+  queue::Spool* spool = &server_.spool();
+  const MessagePart* p = &part;
+  auto result = co_await asio::co_spawn(
+      server_.blocking_pool(),
+      [spool, p]() -> net::awaitable<queue::CommitResult> {
+        co_return spool->store_part(p->id, p->seq, p->bytes);
+      },
+      asio::use_awaitable);
+  co_return session_->part_stored(result);
+}
+
+// Parts of messages that will never be committed are dropped by the spool's
+// committer; nobody waits for it.
+void Connection::discard_abandoned() {
+  auto ids = session_->take_abandoned();
+  if (ids.empty()) return;
+  queue::SpoolChange change;
+  change.discard = std::move(ids);
+  server_.spool().apply(std::move(change), [](queue::CommitResult) {});
+}
+
 net::awaitable<Step> Connection::commit() {
   queue::NewMessage message = session_->take_message();
   const auto& e = message.envelope;
@@ -228,6 +272,10 @@ net::awaitable<void> Connection::run() {
     } catch (const std::exception&) {
     }
   }
+  if (session_) {
+    session_->connection_closed();
+    discard_abandoned();
+  }
   phase_ = Phase::kClosing;
   timer_.cancel();
   // No TLS close_notify exchange: QUIT has ended the session, and waiting for a
@@ -264,11 +312,14 @@ net::awaitable<void> Connection::converse() {
       if (step.reply) queue_reply(*step.reply);
       if (step.action == Action::kCommit)
         step = co_await commit();
+      else if (step.action == Action::kStore)
+        step = co_await store_part();
       else if (step.action == Action::kVerifyCredentials)
         step = co_await verify_credentials();
       else
         break;
     }
+    discard_abandoned();
     switch (step.action) {
       case Action::kContinue:
         break;
@@ -287,6 +338,7 @@ net::awaitable<void> Connection::converse() {
         open = false;
         break;
       case Action::kCommit:
+      case Action::kStore:
       case Action::kVerifyCredentials:
         break;
     }
