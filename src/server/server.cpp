@@ -32,6 +32,9 @@ namespace {
 constexpr auto kShutdownGrace = std::chrono::seconds(30);
 // How long running delivery attempts may take to finish after that.
 constexpr auto kDeliveryGrace = std::chrono::seconds(10);
+// Refused connections being told so at once; past this (a flood), a refused
+// connection is closed without its 421, so refusals cannot pile up descriptors.
+constexpr unsigned kMaxRefusing = 1024;
 
 asio::ip::tcp::endpoint resolve_listener(const config::Listener& l) {
   std::error_code ec;
@@ -168,6 +171,7 @@ net::awaitable<void> Server::accept_loop(std::size_t index, asio::ip::tcp::accep
 void Server::refuse_connection(std::size_t index, asio::ip::tcp::socket socket,
                                ServerContext::Admission why) {
   const auto& listener = config_.listeners[index];
+  if (refusing_.load() >= kMaxRefusing) return;  // the socket closes here
   std::error_code ec;
   auto local = socket.local_endpoint(ec);
   auto remote = socket.remote_endpoint(ec);
@@ -187,9 +191,11 @@ void Server::refuse_connection(std::size_t index, asio::ip::tcp::socket socket,
   log::ProtocolLog::Session log(protocol_log_.get(), listener.name, net::endpoint_text(local),
                                 net::endpoint_text(remote));
   auto executor = socket.get_executor();
+  ++refusing_;
   asio::co_spawn(executor,
                  refuse(std::move(socket), std::move(reply), std::move(reason), std::move(log)),
-                 [](std::exception_ptr e) {
+                 [this](std::exception_ptr e) {
+                   --refusing_;
                    if (!e) return;
                    try {
                      std::rethrow_exception(e);

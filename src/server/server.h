@@ -47,6 +47,7 @@ class Server {
   // (listener index, acceptor); one per listener and loop
   std::vector<std::pair<std::size_t, std::unique_ptr<asio::ip::tcp::acceptor>>> acceptors_;
   std::atomic<bool> stopping_{false};
+  std::atomic<unsigned> refusing_{0};  // refusals in progress, over all loops
 };
 
 }  // namespace tern::server
