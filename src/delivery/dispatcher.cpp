@@ -1,6 +1,7 @@
 #include "delivery/dispatcher.h"
 
 #include <asio/co_spawn.hpp>
+#include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <map>
 
@@ -9,6 +10,28 @@
 #include "util/text.h"
 
 namespace tern::delivery {
+
+namespace {
+
+// Every listed recipient deferred with why tern could not deliver them: the
+// boundary that keeps an error in one group from ending the attempt.
+std::vector<RecipientOutcome> internal_error(const std::vector<std::size_t>& recipients,
+                                             std::exception_ptr e) {
+  std::string what = "unknown error";
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    what = ex.what();
+  } catch (...) {
+  }
+  return all_recipients(
+      recipients,
+      Outcome::temporary_failure(
+          Scope::kMessage,
+          smtp::Reply(451, "4.3.0", "Delivery failed inside tern: " + util::printable(what))));
+}
+
+}  // namespace
 
 Dispatcher::Dispatcher(asio::any_io_executor executor, const config::Config& config,
                        asio::thread_pool& blocking, DestinationPool& pool)
@@ -55,15 +78,44 @@ net::awaitable<std::vector<RecipientOutcome>> Dispatcher::deliver(
       out.push_back({i, std::move(outcome)});
     }
   }
+  const TimePoint deadline =
+      std::chrono::steady_clock::now() + Millis(config_.delivery.attempt_timeout_ms);
   for (auto& [key, group] : lmtp) {
-    auto results = co_await pool_.deliver_lmtp(group.first, {&envelope, &group.second, content});
+    auto results =
+        co_await pool_.deliver_lmtp(group.first, {&envelope, &group.second, content, deadline});
     out.insert(out.end(), results.begin(), results.end());
   }
-  for (auto& [domain, group] : remote) {
-    auto results = co_await pool_.deliver_remote(domain, {&envelope, &group, content});
+  if (!remote.empty()) {
+    auto results = co_await to_remote(remote, {&envelope, nullptr, content, deadline});
     out.insert(out.end(), results.begin(), results.end());
   }
   co_return out;
+}
+
+// Every domain's transaction at once, each in its own coroutine; returns when
+// all have ended. Everything lives on the delivery loop: no locking.
+net::awaitable<std::vector<RecipientOutcome>> Dispatcher::to_remote(
+    const std::map<std::string, std::vector<std::size_t>>& groups, Transaction base) {
+  struct Shared {
+    std::vector<RecipientOutcome> out;
+    std::size_t running = 0;
+    asio::steady_timer all_done;
+  };
+  auto shared = std::make_shared<Shared>(
+      Shared{{}, groups.size(), asio::steady_timer(executor_, TimePoint::max())});
+  for (const auto& [domain, group] : groups) {
+    Transaction t = base;
+    t.recipients = &group;
+    auto task = [this, &domain, t]() { return pool_.deliver_remote(domain, t); };
+    asio::co_spawn(executor_, std::move(task),
+                   [shared, &group](std::exception_ptr e, std::vector<RecipientOutcome> results) {
+                     if (e) results = internal_error(group, e);
+                     shared->out.insert(shared->out.end(), results.begin(), results.end());
+                     if (--shared->running == 0) shared->all_done.cancel();
+                   });
+  }
+  if (shared->running > 0) co_await shared->all_done.async_wait(net::use_tuple);
+  co_return std::move(shared->out);
 }
 
 }  // namespace tern::delivery

@@ -589,6 +589,35 @@ TEST(SmtpClient, SilentPeerTimesOut) {
                                             " timed out after 200 ms waiting for the greeting");
 }
 
+// The attempt's deadline ends a wait long before the command timeout would,
+// and says so.
+TEST(SmtpClient, DeadlineEndsTheWaitBeforeTheTimeout) {
+  asio::io_context io;
+  FakeServer server(io, {kGreeting, ehlo_reply("SIZE"), "250 ok\r\n", "<silent>"});
+  auto options = test_options();
+  options.timeouts.command = Millis(60'000);
+  options.deadline = std::chrono::steady_clock::now() + Millis(300);
+  auto r = deliver(server, io, {message({"b@example.test"})}, options);
+  ASSERT_EQ(r.outcomes.size(), 1u);
+  const auto& out = r.outcomes.at(0).at(0).outcome;
+  EXPECT_EQ(out.scope, Scope::kConnection);
+  EXPECT_EQ(out.reply.summary(), "451 4.4.2 Connection with " + out.remote_host + " " +
+                                     std::string(kBudgetSpent) +
+                                     " waiting for the reply to RCPT TO");
+}
+
+TEST(SmtpClient, PastDeadlineDoesNotConnect) {
+  asio::io_context io;
+  FakeServer server(io, {kGreeting});
+  auto options = test_options();
+  options.deadline = std::chrono::steady_clock::now() - Millis(1);
+  asio::io_context client_io;
+  auto r = deliver(client_io, server.endpoint(), {}, options);
+  ASSERT_TRUE(r.failure);
+  EXPECT_NE(r.failure->reply.summary().find(kBudgetSpent), std::string::npos)
+      << r.failure->reply.summary();
+}
+
 TEST(SmtpClient, SilenceAfterTheFinalDot) {
   asio::io_context io;
   FakeServer server(
