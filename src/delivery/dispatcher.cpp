@@ -11,28 +11,6 @@
 
 namespace tern::delivery {
 
-namespace {
-
-// Every listed recipient deferred with why tern could not deliver them: the
-// boundary that keeps an error in one group from ending the attempt.
-std::vector<RecipientOutcome> internal_error(const std::vector<std::size_t>& recipients,
-                                             std::exception_ptr e) {
-  std::string what = "unknown error";
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    what = ex.what();
-  } catch (...) {
-  }
-  return all_recipients(
-      recipients,
-      Outcome::temporary_failure(
-          Scope::kMessage,
-          smtp::Reply(451, "4.3.0", "Delivery failed inside tern: " + util::printable(what))));
-}
-
-}  // namespace
-
 Dispatcher::Dispatcher(asio::any_io_executor executor, const config::Config& config,
                        asio::thread_pool& blocking, DestinationPool& pool)
     : executor_(std::move(executor)), config_(config), blocking_(blocking), pool_(pool) {}
@@ -100,21 +78,25 @@ net::awaitable<std::vector<RecipientOutcome>> Dispatcher::to_remote(
     std::vector<RecipientOutcome> out;
     std::size_t running = 0;
     asio::steady_timer all_done;
+    std::exception_ptr error;  // the first group that threw
   };
   auto shared = std::make_shared<Shared>(
-      Shared{{}, groups.size(), asio::steady_timer(executor_, TimePoint::max())});
+      Shared{{}, groups.size(), asio::steady_timer(executor_, TimePoint::max()), nullptr});
   for (const auto& [domain, group] : groups) {
     Transaction t = base;
     t.recipients = &group;
     auto task = [this, &domain, t]() { return pool_.deliver_remote(domain, t); };
     asio::co_spawn(executor_, std::move(task),
-                   [shared, &group](std::exception_ptr e, std::vector<RecipientOutcome> results) {
-                     if (e) results = internal_error(group, e);
+                   [shared](std::exception_ptr e, std::vector<RecipientOutcome> results) {
+                     if (e && !shared->error) shared->error = e;
                      shared->out.insert(shared->out.end(), results.begin(), results.end());
                      if (--shared->running == 0) shared->all_done.cancel();
                    });
   }
   if (shared->running > 0) co_await shared->all_done.async_wait(net::use_tuple);
+  // Passed on once every group has ended (none is left running on freed
+  // data): the scheduler's boundary holds the message with the reason.
+  if (shared->error) std::rethrow_exception(shared->error);
   co_return std::move(shared->out);
 }
 

@@ -4,8 +4,8 @@
 // and the others, grouped by domain, to the next hops of DestinationPool, the
 // domains side by side so a slow one does not hold the others back. The whole
 // attempt ends within [delivery] attempt_timeout; an error inside one group
-// defers that group's recipients, never the process. Lives on the delivery
-// event loop.
+// is passed on after the others have ended (the scheduler holds the message
+// with the reason). Lives on the delivery event loop.
 #pragma once
 
 #include <asio/any_io_executor.hpp>

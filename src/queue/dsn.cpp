@@ -67,7 +67,7 @@ std::string one_line(std::string_view text) {
     else if (!flat.empty() && flat.back() != ' ')
       flat += ' ';
   }
-  return util::printable(util::trim(flat), 900);
+  return util::printable(util::trim(flat), 900, util::Keep::kAscii);
 }
 
 // An address from the envelope as it may appear in a header field or a line
