@@ -179,7 +179,7 @@ net::awaitable<void> DestinationPool::close_idle() {
 
 net::awaitable<std::optional<std::vector<RecipientOutcome>>> DestinationPool::try_idle(
     Destination& d, Transaction t) {
-  while (!d.idle.empty()) {
+  while (!d.idle.empty() && !past(t.deadline)) {    // (the time is up: kept ones stay kept)
     auto client = std::move(d.idle.back().client);  // the most recently used
     d.idle.pop_back();
     client->set_deadline(t.deadline);
