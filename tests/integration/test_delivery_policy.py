@@ -7,7 +7,8 @@ real tern, dnsmasq and scripted peers on loopback addresses:
   are special-use, unless private_networks lists them, and the reason shows
   in `tern queue show` and the tracking log;
 - one attempt tries at most 5 MX hosts and ends within attempt_timeout;
-- a tarpit holding every remote slot does not hold local delivery back.
+- a tarpit holding every remote slot does not hold local delivery back;
+- a bare CR stored in a body goes out as CR LF (item 6).
 
 Loopback addresses stand for every special-use range: the policy's table is
 checked address by address in tests/unit/next_hop_policy_test.cpp.
@@ -15,8 +16,11 @@ checked address by address in tests/unit/next_hop_policy_test.cpp.
 import re
 import smtplib
 
+import pytest
+
 from delivery_env import queue_state, tracking, wait_for_maildir, wait_until
 from peers import HANG, Rule
+from ternlib import Client
 
 FABRIKAM = "fabrikam.test"
 REFUSED = "skipped: loopback address (RFC 6890), not in [delivery] private_networks"
@@ -155,3 +159,27 @@ def test_tarpit_holding_every_remote_slot_does_not_stop_local_delivery(mta):
     # The server still takes mail meanwhile.
     with smtplib.SMTP("127.0.0.1", tern.port, timeout=30) as s:
         assert s.noop()[0] == 250
+
+
+SMUGGLED_ENDS = {"CR.CR": b"\r.\r", "CR.CRLF": b"\r.\r\n", "CRLF.CR": b"\r\n.\r"}
+
+
+@pytest.mark.parametrize("name", SMUGGLED_ENDS)
+def test_bare_cr_never_reaches_the_next_hop(mta, name):
+    """Issue 8 item 6: a body stored with "<CR>.<CR>" (content for tern) goes
+    out with CR LF only, so a next hop that ends data at <CR>.<CR> cannot be
+    made to see a second, smuggled message."""
+    a = mta.address()
+    peer = mta.peer(a)
+    mta.dns(mx=[(FABRIKAM, "mx.fabrikam.test", 10)], hosts=[("mx.fabrikam.test", a)])
+    tern = mta.tern()
+    smuggled = b"MAIL FROM:<admin@fabrikam.test>\r\nRCPT TO:<kate@fabrikam.test>\r\nDATA\r\nevil\r\n"
+    with Client(tern.port) as c:
+        c.start_data(sender="chris@example.test", recipient="kate@fabrikam.test")
+        c.send(b"Subject: real\r\n\r\nfirst" + SMUGGLED_ENDS[name] + smuggled + b".\r\n")
+        assert c.reply().startswith("250 2.6.0")
+    [msg] = peer.wait_for_messages(1)
+    wire = msg.raw + b".\r\n"
+    assert re.search(rb"\r(?!\n)|(?<!\r)\n", wire) is None, wire  # no bare CR, no bare LF
+    assert b"first\r\n" in wire and b"MAIL FROM:<admin@fabrikam.test>\r\n" in wire
+    assert [m.mail_from for m in peer.transactions] == ["chris@example.test"]
