@@ -1,6 +1,7 @@
 #include "delivery/dispatcher.h"
 
 #include <asio/co_spawn.hpp>
+#include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <map>
 
@@ -55,15 +56,48 @@ net::awaitable<std::vector<RecipientOutcome>> Dispatcher::deliver(
       out.push_back({i, std::move(outcome)});
     }
   }
+  const TimePoint deadline =
+      std::chrono::steady_clock::now() + Millis(config_.delivery.attempt_timeout_ms);
   for (auto& [key, group] : lmtp) {
-    auto results = co_await pool_.deliver_lmtp(group.first, {&envelope, &group.second, content});
+    auto results =
+        co_await pool_.deliver_lmtp(group.first, {&envelope, &group.second, content, deadline});
     out.insert(out.end(), results.begin(), results.end());
   }
-  for (auto& [domain, group] : remote) {
-    auto results = co_await pool_.deliver_remote(domain, {&envelope, &group, content});
+  if (!remote.empty()) {
+    auto results = co_await to_remote(remote, {&envelope, nullptr, content, deadline});
     out.insert(out.end(), results.begin(), results.end());
   }
   co_return out;
+}
+
+// Every domain's transaction at once, each in its own coroutine; returns when
+// all have ended. Everything lives on the delivery loop: no locking.
+net::awaitable<std::vector<RecipientOutcome>> Dispatcher::to_remote(
+    const std::map<std::string, std::vector<std::size_t>>& groups, Transaction base) {
+  struct Shared {
+    std::vector<RecipientOutcome> out;
+    std::size_t running = 0;
+    asio::steady_timer all_done;
+    std::exception_ptr error;  // the first group that threw
+  };
+  auto shared = std::make_shared<Shared>(
+      Shared{{}, groups.size(), asio::steady_timer(executor_, TimePoint::max()), nullptr});
+  for (const auto& [domain, group] : groups) {
+    Transaction t = base;
+    t.recipients = &group;
+    auto task = [this, &domain, t]() { return pool_.deliver_remote(domain, t); };
+    asio::co_spawn(executor_, std::move(task),
+                   [shared](std::exception_ptr e, std::vector<RecipientOutcome> results) {
+                     if (e && !shared->error) shared->error = e;
+                     shared->out.insert(shared->out.end(), results.begin(), results.end());
+                     if (--shared->running == 0) shared->all_done.cancel();
+                   });
+  }
+  if (shared->running > 0) co_await shared->all_done.async_wait(net::use_tuple);
+  // Passed on once every group has ended (none is left running on freed
+  // data): the scheduler's boundary holds the message with the reason.
+  if (shared->error) std::rethrow_exception(shared->error);
+  co_return std::move(shared->out);
 }
 
 }  // namespace tern::delivery

@@ -60,6 +60,22 @@ TEST(Config, ConnectionLimits) {
   EXPECT_EQ(c.listeners[0].max_connections_per_source, 50u);
 }
 
+TEST(Config, DeliveryLimitsAndPrivateNetworks) {
+  auto c = parse(base(""), "/x/tern.toml");
+  EXPECT_TRUE(c.delivery.private_networks.empty());  // SPEC §2: none by default
+  EXPECT_EQ(c.delivery.attempt_timeout_ms, 3u * c.delivery.data_timeout_ms);
+  EXPECT_EQ(c.delivery.max_local_deliveries, 20u);
+  c = parse(base("[delivery]\ndata_timeout = \"5s\"\nmax_local_deliveries = 3\n"
+                 "private_networks = [\"127.0.0.0/8\", \"::1/128\"]\n"),
+            "/x/tern.toml");
+  EXPECT_EQ(c.delivery.attempt_timeout_ms, 15'000u);
+  EXPECT_EQ(c.delivery.max_local_deliveries, 3u);
+  ASSERT_EQ(c.delivery.private_networks.size(), 2u);
+  EXPECT_EQ(c.delivery.private_networks[1].text, "::1/128");
+  c = parse(base("[delivery]\nattempt_timeout = \"20m\"\n"), "/x/tern.toml");
+  EXPECT_EQ(c.delivery.attempt_timeout_ms, 1'200'000u);
+}
+
 TEST(Config, IPv6Listener) {
   auto c = parse("[[listener]]\nname = \"v6\"\naddress = \"[::1]:25\"\n", "/x/tern.toml");
   EXPECT_EQ(c.listeners[0].address.host, "::1");
@@ -84,6 +100,12 @@ TEST(Config, ErrorsNameFileLineAndKey) {
       {base("colour = \"blue\"\n"), 5, "listener[0].colour", "unknown key"},
       {base("[queue]\nretry = [\"5 minutes\"]\n"), 6, "queue.retry", "duration"},
       {base("[relay]\nnetworks = [\"10.0.0.0/33\"]\n"), 6, "relay.networks", "network"},
+      {base("[delivery]\nport = 25\nprivate_networks = [\"127.0.0.0/8\", \"loopback\"]\n"), 7,
+       "delivery.private_networks", "network"},
+      {base("[delivery]\nattempt_timeout = \"500ms\"\n"), 6, "delivery.attempt_timeout",
+       "at least 1s"},
+      {base("[delivery]\nmax_local_deliveries = 0\n"), 6, "delivery.max_local_deliveries",
+       "between 1 and"},
       {base("[domains]\naccepted = [\"example.test\"]\n[[mailbox]]\naddress = "
             "\"kate@other.test\"\nmaildir = \"m\"\n"),
        8, "mailbox[0].address", "accepted"},
