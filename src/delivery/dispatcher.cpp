@@ -52,15 +52,28 @@ net::awaitable<std::vector<RecipientOutcome>> Dispatcher::deliver(
       group.second.push_back(i);
     } else {
       // (GCC 12 miscompiles co_await inside a braced initializer: await first.)
-      Outcome outcome = co_await to_maildir(*mailbox, envelope, content, mailbox->address);
+      Outcome outcome;
+      try {
+        outcome = co_await to_maildir(*mailbox, envelope, content, mailbox->address);
+      } catch (const std::exception& e) {  // recorded with the others; the message is held
+        outcome = internal_failure(e.what());
+      }
       out.push_back({i, std::move(outcome)});
     }
   }
   const TimePoint deadline =
       std::chrono::steady_clock::now() + Millis(config_.delivery.attempt_timeout_ms);
   for (auto& [key, group] : lmtp) {
-    auto results =
-        co_await pool_.deliver_lmtp(group.first, {&envelope, &group.second, content, deadline});
+    std::vector<RecipientOutcome> results;
+    std::string failed;
+    try {
+      results =
+          co_await pool_.deliver_lmtp(group.first, {&envelope, &group.second, content, deadline});
+    } catch (const std::exception& e) {
+      failed = e.what();
+    }
+    if (!failed.empty())
+      for (auto i : group.second) results.push_back({i, internal_failure(failed)});
     out.insert(out.end(), results.begin(), results.end());
   }
   if (!remote.empty()) {
@@ -78,25 +91,33 @@ net::awaitable<std::vector<RecipientOutcome>> Dispatcher::to_remote(
     std::vector<RecipientOutcome> out;
     std::size_t running = 0;
     asio::steady_timer all_done;
-    std::exception_ptr error;  // the first group that threw
   };
   auto shared = std::make_shared<Shared>(
-      Shared{{}, groups.size(), asio::steady_timer(executor_, TimePoint::max()), nullptr});
+      Shared{{}, groups.size(), asio::steady_timer(executor_, TimePoint::max())});
   for (const auto& [domain, group] : groups) {
     Transaction t = base;
     t.recipients = &group;
     auto task = [this, &domain, t]() { return pool_.deliver_remote(domain, t); };
     asio::co_spawn(executor_, std::move(task),
-                   [shared](std::exception_ptr e, std::vector<RecipientOutcome> results) {
-                     if (e && !shared->error) shared->error = e;
+                   [shared, &group](std::exception_ptr e, std::vector<RecipientOutcome> results) {
+                     // A domain whose delivery threw: its recipients get an
+                     // internal failure; what the others reached is recorded.
+                     if (e) {
+                       std::string what = "unknown error";
+                       try {
+                         std::rethrow_exception(e);
+                       } catch (const std::exception& ex) {
+                         what = ex.what();
+                       } catch (...) {
+                       }
+                       results.clear();
+                       for (auto i : group) results.push_back({i, internal_failure(what)});
+                     }
                      shared->out.insert(shared->out.end(), results.begin(), results.end());
                      if (--shared->running == 0) shared->all_done.cancel();
                    });
   }
   if (shared->running > 0) co_await shared->all_done.async_wait(net::use_tuple);
-  // Passed on once every group has ended (none is left running on freed
-  // data): the scheduler's boundary holds the message with the reason.
-  if (shared->error) std::rethrow_exception(shared->error);
   co_return std::move(shared->out);
 }
 

@@ -198,7 +198,21 @@ net::awaitable<AttemptResult> Scheduler::deliver_once(Envelope& env, const std::
   for (std::size_t i = 0; i < env.recipients.size(); ++i)
     if (!env.recipients[i].done()) pending.push_back(i);
   auto outcomes = co_await dispatcher_.deliver(env, content, pending);
-  co_return recorder_.record(env, content, outcomes, clock_());
+  auto result = recorder_.record(env, content, outcomes, clock_());
+  // tern failed inside for some recipient: what the others reached is recorded
+  // (never delivered twice), and the message waits for the administrator.
+  for (const auto& o : outcomes) {
+    if (!o.outcome.internal || result.finished) continue;
+    env.held = "held: processing failed inside tern (" +
+               util::printable(o.outcome.reply.lines.front()) +
+               "); release with tern queue retry " + std::to_string(env.id);
+    for (auto& u : result.change.update)
+      if (u.id == env.id) u.held = env.held;
+    result.tracking.push_back({"HOLD", env.id, env.recipients[o.index].address, "", env.held});
+    result.held = true;
+    break;
+  }
+  co_return result;
 }
 
 // One attempt; nullopt when its outcome could not be recorded (tried again later).
@@ -245,7 +259,7 @@ void Scheduler::finish_attempt(std::uint64_t id, const AttemptResult* result) {
     auto after = it->second.after;
     it->second.running = false;
     it->second.after = Entry::After::kNothing;
-    if (result && result->finished) {
+    if (result && (result->finished || result->held)) {
       entries_.erase(it);
     } else {
       std::int64_t next = result ? result->next_attempt_ms : clock_() + 60'000;
