@@ -104,9 +104,17 @@ ClientOptions DestinationPool::options(const std::string& peer_name, bool lmtp,
 net::awaitable<void> DestinationPool::wait_in(std::list<asio::steady_timer*>& list) {
   asio::steady_timer wait(executor_, std::chrono::steady_clock::time_point::max());
   list.push_back(&wait);
-  auto it = std::prev(list.end());
   co_await wait.async_wait(net::use_tuple);
-  list.erase(it);
+  list.remove(&wait);  // still there when woken by anything but wake_one
+}
+
+// Wakes the first waiter and takes it off the list at once, so that two
+// releases in one turn of the loop wake two waiters, not the same one twice.
+void DestinationPool::wake_one(std::list<asio::steady_timer*>& list) {
+  if (list.empty()) return;
+  asio::steady_timer* first = list.front();
+  list.pop_front();
+  first->cancel();
 }
 
 // A transaction slot: at most max_per_destination per destination, and at
@@ -124,7 +132,7 @@ net::awaitable<void> DestinationPool::acquire(Destination& d) {
       // Woken for a free remote slot this destination cannot use: pass it on.
       if (d.active >= limits.max_per_destination && remote_active_ < limits.max_connections &&
           !remote_waiting_.empty())
-        remote_waiting_.front()->cancel();
+        wake_one(remote_waiting_);
     }
   }
   ++d.active;
@@ -133,10 +141,10 @@ net::awaitable<void> DestinationPool::acquire(Destination& d) {
 
 void DestinationPool::release(Destination& d) {
   --d.active;
-  if (!d.waiting.empty()) d.waiting.front()->cancel();
+  wake_one(d.waiting);
   if (d.remote) {
     --remote_active_;
-    if (!remote_waiting_.empty()) remote_waiting_.front()->cancel();
+    wake_one(remote_waiting_);
   }
 }
 
@@ -361,12 +369,21 @@ net::awaitable<std::vector<RecipientOutcome>> DestinationPool::deliver_remote(
   auto& d = destinations_[domain];
   d.remote = true;
   co_await acquire(d);
-  auto out = co_await try_idle(d, t);
-  if (!out) {
-    auto plan = co_await plan_remote(domain);
-    out = co_await deliver(domain, false, std::move(plan), t);
+  // The slot is given back whatever happens, or a throwing delivery would
+  // leak it and in the end stop every delivery to the destination.
+  std::optional<std::vector<RecipientOutcome>> out;
+  std::exception_ptr error;
+  try {
+    out = co_await try_idle(d, t);
+    if (!out) {
+      auto plan = co_await plan_remote(domain);
+      out = co_await deliver(domain, false, std::move(plan), t);
+    }
+  } catch (...) {
+    error = std::current_exception();
   }
   release(d);
+  if (error) std::rethrow_exception(error);
   co_return std::move(*out);
 }
 
@@ -375,12 +392,19 @@ net::awaitable<std::vector<RecipientOutcome>> DestinationPool::deliver_lmtp(
   std::string key = "lmtp:" + endpoint.str();
   auto& d = destinations_[key];
   co_await acquire(d);
-  auto out = co_await try_idle(d, t);
-  if (!out) {
-    auto plan = co_await plan_endpoint(endpoint.str(), endpoint, 24);
-    out = co_await deliver(key, true, std::move(plan), t);
+  std::optional<std::vector<RecipientOutcome>> out;
+  std::exception_ptr error;
+  try {
+    out = co_await try_idle(d, t);
+    if (!out) {
+      auto plan = co_await plan_endpoint(endpoint.str(), endpoint, 24);
+      out = co_await deliver(key, true, std::move(plan), t);
+    }
+  } catch (...) {
+    error = std::current_exception();
   }
   release(d);
+  if (error) std::rethrow_exception(error);
   co_return std::move(*out);
 }
 

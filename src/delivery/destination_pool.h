@@ -101,6 +101,7 @@ class DestinationPool {
                                      std::uint16_t default_port);
   net::awaitable<void> acquire(Destination& d);
   void release(Destination& d);
+  void wake_one(std::list<asio::steady_timer*>& list);
   net::awaitable<void> wait_in(std::list<asio::steady_timer*>& list);
   void keep(const std::string& key, std::unique_ptr<SmtpClient> client);
   net::awaitable<void> sweep(std::string key);

@@ -110,8 +110,8 @@ Envelope decode_envelope(std::string_view data) {
     e.auth_user = bytes_at(j, "au");
     e.is_dsn = j.value("dsn", false);
     e.held = bytes_at(j, "hold");
-    if (j.value("ret", 0) > static_cast<int>(smtp::DsnRet::kHeaders) ||
-        j.value("b", 0) > static_cast<int>(smtp::BodyType::kBinaryMime))
+    if (j.value("ret", 0) < 0 || j.value("ret", 0) > static_cast<int>(smtp::DsnRet::kHeaders) ||
+        j.value("b", 0) < 0 || j.value("b", 0) > static_cast<int>(smtp::BodyType::kBinaryMime))
       throw std::runtime_error("unknown RET or BODY value");
     for (const auto& rj : j.at("rc")) {
       Recipient r;
@@ -127,7 +127,8 @@ Envelope decode_envelope(std::string_view data) {
       r.last_reply = bytes_at(rj, "r");
       r.remote_host = bytes_at(rj, "h");
       r.delay_notified = rj.value("dn", false);
-      if (rj.value("s", 0) < 0 || rj.value("s", 0) > static_cast<int>(RecipientState::kFailed))
+      if (rj.value("s", 0) < 0 || rj.value("s", 0) > static_cast<int>(RecipientState::kFailed) ||
+          rj.value("nt", 0) < 0 || rj.value("nt", 0) > 0xff)
         throw std::runtime_error("unknown recipient state");
       e.recipients.push_back(std::move(r));
     }

@@ -68,14 +68,19 @@ void Scheduler::start() {
 // taking the server down.
 net::awaitable<void> Scheduler::attempt(std::uint64_t id) {
   std::string failure;
+  std::optional<AttemptResult> result;
+  bool ended = false;
   try {
-    auto result = co_await attempt_once(id);
-    finish_attempt(id, result ? &*result : nullptr);
-    co_return;
+    result = co_await attempt_once(id);
+    ended = true;
   } catch (const std::exception& e) {
     failure = e.what();
   } catch (...) {
     failure = "unknown error";
+  }
+  if (ended) {  // outside the try: its bookkeeping must run exactly once
+    finish_attempt(id, result ? &*result : nullptr);
+    co_return;
   }
   std::string reason = "held: processing failed inside tern (" + util::printable(failure) +
                        "); release with tern queue retry " + std::to_string(id);

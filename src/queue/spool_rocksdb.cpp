@@ -253,33 +253,40 @@ class RocksSpool final : public Spool {
         if (pending_.empty() && closing_) return;
         items.swap(pending_);
       }
-      std::uint64_t bytes = 0, max_id = 0;
+      // The free-space floor ([spool] min_free) is for new mail only: the
+      // bookkeeping of mail already accepted (recipient states, removals,
+      // discarded parts, the notices tern owes) is never refused by it, or a
+      // full disk would make delivered mail be delivered again.
+      std::uint64_t new_mail = 0, max_id = 0;
       for (const auto& p : items)
         for (const auto& m : p.change.add) {
-          bytes += m.prefix.size() + m.content.size();
+          if (!m.envelope.is_dsn) new_mail += m.prefix.size() + m.content.size();
           max_id = std::max(max_id, m.envelope.id);
         }
+      bool room_for_new_mail = new_mail == 0 || has_room(new_mail);
       CommitResult result;
       // A change that cannot be put into the batch fails alone; the others
       // still share the sync. Nothing thrown here may end this thread.
       std::vector<std::optional<CommitResult>> refused(items.size());
-      if (bytes > 0 && !has_room(bytes)) {
-        result = {SpoolStatus::kNoSpace, "free space below [spool] min_free"};
-      } else {
-        rocksdb::WriteBatch batch;
-        for (std::size_t i = 0; i < items.size(); ++i) {
-          batch.SetSavePoint();
-          try {
-            add_to_batch(batch, items[i].change);
-            batch.PopSavePoint();
-          } catch (const std::exception& e) {
-            batch.RollbackToSavePoint();
-            refused[i] = CommitResult{SpoolStatus::kError, e.what()};
-          }
+      rocksdb::WriteBatch batch;
+      for (std::size_t i = 0; i < items.size(); ++i) {
+        bool adds_new_mail = false;
+        for (const auto& m : items[i].change.add) adds_new_mail |= !m.envelope.is_dsn;
+        if (adds_new_mail && !room_for_new_mail) {
+          refused[i] = CommitResult{SpoolStatus::kNoSpace, "free space below [spool] min_free"};
+          continue;
         }
-        if (max_id > 0) batch.Put(default_, kNextIdKey, id_key(max_id + 1));
-        result = write_batch(batch);
+        batch.SetSavePoint();
+        try {
+          add_to_batch(batch, items[i].change);
+          batch.PopSavePoint();
+        } catch (const std::exception& e) {
+          batch.RollbackToSavePoint();
+          refused[i] = CommitResult{SpoolStatus::kError, e.what()};
+        }
       }
+      if (max_id > 0) batch.Put(default_, kNextIdKey, id_key(max_id + 1));
+      if (batch.Count() > 0) result = write_batch(batch);
       for (std::size_t i = 0; i < items.size(); ++i) {
         try {
           items[i].done(refused[i] ? *refused[i] : result);

@@ -78,8 +78,8 @@ void Connection::set_read_deadline(bool in_message) {
   if (in_message || session_->message_open()) {
     if (!message_deadline_)
       message_deadline_ = now + std::chrono::milliseconds(listener_.data_timeout_ms);
-    deadline_ = std::min(now + std::chrono::milliseconds(listener_.command_timeout_ms),
-                         *message_deadline_);
+    deadline_ =
+        std::min(now + std::chrono::milliseconds(listener_.command_timeout_ms), *message_deadline_);
     return;
   }
   message_deadline_.reset();
@@ -213,7 +213,7 @@ net::awaitable<Step> Connection::store_part() {
   queue::Spool* spool = &server_.spool();
   const MessagePart* p = &part;
   auto result = co_await asio::co_spawn(
-      server_.blocking_pool(),
+      server_.spool_pool(),
       [spool, p]() -> net::awaitable<queue::CommitResult> {
         co_return spool->store_part(p->id, p->seq, p->bytes);
       },

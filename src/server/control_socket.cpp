@@ -77,7 +77,8 @@ net::awaitable<void> ControlSocket::serve(stream_protocol::socket socket) {
   std::string line(asio::buffers_begin(buffer.data()), asio::buffers_begin(buffer.data()) + n - 1);
   std::string answer;
   try {
-    answer = co_await execute(std::string(util::trim(line)));
+    std::string request(util::trim(line));  // a named local: no temporary in the co_await
+    answer = co_await execute(request);
   } catch (const std::exception& e) {  // one failed request, never the server
     answer = std::string("error: ") + e.what();
   }

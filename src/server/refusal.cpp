@@ -4,6 +4,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
 #include <chrono>
+#include <memory>
 
 namespace tern::server {
 
@@ -21,30 +22,39 @@ net::awaitable<void> refuse(asio::ip::tcp::socket socket, smtp::Reply reply, std
   for (const auto& line : reply.lines) text += " " + line;
   log.event('>', text);
 
-  asio::steady_timer deadline(socket.get_executor(), kRefusalDeadline);
-  deadline.async_wait([&socket](std::error_code ec) {
-    if (ec) return;  // cancelled: the refusal ended first
+  // The timer's handler may already be queued when the refusal ends (a FIN
+  // and the deadline in the same pass): it shares ownership of the socket
+  // instead of pointing into this coroutine's frame.
+  struct Refused {
+    asio::ip::tcp::socket socket;
+    bool done = false;
+  };
+  auto r = std::make_shared<Refused>(Refused{std::move(socket)});
+  asio::steady_timer deadline(r->socket.get_executor(), kRefusalDeadline);
+  deadline.async_wait([r](std::error_code ec) {
+    if (ec || r->done) return;  // cancelled, or the refusal ended first
     std::error_code ignored;
-    socket.cancel(ignored);
+    r->socket.cancel(ignored);
   });
   std::string wire = reply.wire();
-  auto [ec, n] = co_await asio::async_write(socket, asio::buffer(wire), net::use_tuple);
+  auto [ec, n] = co_await asio::async_write(r->socket, asio::buffer(wire), net::use_tuple);
   if (!ec) {
     // FIN after the reply, then wait for the client to close: closing with
     // unread input would reset the connection, and the client could lose the
     // 421 before it read it.
     std::error_code ignored;
-    socket.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    r->socket.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
     char discard[512];
     for (;;) {
       auto [read_error, got] =
-          co_await socket.async_read_some(asio::buffer(discard), net::use_tuple);
+          co_await r->socket.async_read_some(asio::buffer(discard), net::use_tuple);
       if (read_error) break;
     }
   }
+  r->done = true;
   deadline.cancel();
   std::error_code ignored;
-  socket.close(ignored);
+  r->socket.close(ignored);
   log.event('-', "");
 }
 

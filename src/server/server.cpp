@@ -271,6 +271,7 @@ int Server::run() {
   for (auto& t : threads) t.join();
   signals.cancel();
   delivery_->stop(kDeliveryGrace);
+  context_->join_pools();
   spool_->close();
   protocol_log_->flush();
   tracking_log_->flush();

@@ -46,6 +46,16 @@ class ServerContext {
   asio::thread_pool& blocking_pool() { return blocking_; }
   // Password checks (crypt(3) is slow on purpose): their own threads.
   asio::thread_pool& auth_pool() { return auth_; }
+  // Writing parts of messages as they stream in, apart from delivery's disk
+  // work, so uploads and Maildir writes do not wait for each other.
+  asio::thread_pool& spool_pool() { return spool_io_; }
+  // At shutdown, once the event loops have stopped: lets the work still on
+  // the pools finish while everything it points to is alive.
+  void join_pools() {
+    auth_.join();
+    spool_io_.join();
+    blocking_.join();
+  }
 
   // Tells delivery that a message was queued (set by Server when delivery runs).
   void set_queued_hook(std::function<void(std::uint64_t)> hook) { queued_hook_ = std::move(hook); }
@@ -81,6 +91,7 @@ class ServerContext {
   AuthThrottle throttle_;
   asio::thread_pool blocking_{2};
   asio::thread_pool auth_{2};
+  asio::thread_pool spool_io_{2};
 
   mutable std::mutex tls_mu_;
   std::vector<std::shared_ptr<asio::ssl::context>> tls_;

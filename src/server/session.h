@@ -177,6 +177,7 @@ class Session {
   std::optional<smtp::Reply> chunk_error_;
   queue::NewMessage pending_;
   std::uint64_t committing_id_ = 0;
+  std::uint32_t committing_parts_ = 0;
   std::string committing_message_id_;
   std::uint32_t errors_ = 0;
   std::uint32_t auth_failures_ = 0;

@@ -189,6 +189,10 @@ Step Session::finish_message() {
 }
 
 queue::NewMessage Session::take_message() {
+  // The stored parts belong to the message from here on; if its commit fails,
+  // committed() hands them back to be discarded.
+  committing_parts_ = tx_.parts;
+  tx_.parts = 0;
   committing_id_ = pending_.envelope.id;
   committing_message_id_ = pending_.envelope.message_id;
   return std::move(pending_);
@@ -198,7 +202,8 @@ Step Session::committed(const queue::CommitResult& result) {
   std::string message_id = std::move(committing_message_id_);
   std::uint64_t id = committing_id_;
   pending_ = queue::NewMessage{};
-  if (result.status == queue::SpoolStatus::kOk) tx_.parts = 0;  // theirs now: not abandoned
+  if (result.status != queue::SpoolStatus::kOk && committing_parts_ > 0) abandoned_.push_back(id);
+  committing_parts_ = 0;
   reset_transaction();
   switch (result.status) {
     case queue::SpoolStatus::kOk:

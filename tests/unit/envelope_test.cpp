@@ -111,6 +111,9 @@ TEST(Envelope, BrokenRecordsAreRefusedNotCrashing) {
       R"({"v":1,"id":1,"rc":[{"a":"x","s":99}]})",
       R"({"v":1,"id":1,"rc":[{"a":"x","o":[1]}]})",
       R"({"v":1,"id":1,"ret":9,"rc":[]})",
+      R"({"v":1,"id":1,"ret":-1,"rc":[]})",
+      R"({"v":1,"id":1,"b":-2,"rc":[]})",
+      R"({"v":1,"id":1,"rc":[{"a":"x","nt":300}]})",
       R"({"v":1,"id":1,"f":[],"rc":[]})",
   };
   for (const char* r : records) {
