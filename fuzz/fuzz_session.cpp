@@ -85,8 +85,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
           queue::CommitResult result;
           if (flags & 64) result.status = queue::SpoolStatus::kNoSpace;
           auto message = session.take_message();
-          if (message.envelope.recipients.empty()) __builtin_trap();  // no message without recipients
+          if (message.envelope.recipients.empty())
+            __builtin_trap();  // no message without recipients
           step = session.committed(result);
+        } else if (step.action == server::Action::kStore) {
+          auto part = session.take_part();
+          if (part.bytes.empty()) __builtin_trap();  // a part is never empty
+          queue::CommitResult stored;
+          if (flags & 64) stored.status = queue::SpoolStatus::kNoSpace;
+          step = session.part_stored(stored);
         } else if (step.action == server::Action::kVerifyCredentials) {
           step = session.credentials_verified(std::nullopt);
         } else {

@@ -4,10 +4,16 @@ namespace tern::cli {
 
 std::string reply_text(const smtp::Reply& reply) {
   std::string out = reply.wire();
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  // The wire form's CR LF line ends become LF; a CR inside a line stays, for
+  // the printer to show as \xNN (util::printable).
   std::string clean;
-  for (char c : out)
-    if (c != '\r') clean.push_back(c);
+  for (std::size_t start = 0; start < out.size();) {
+    auto end = out.find("\r\n", start);
+    if (end == std::string::npos) end = out.size();
+    if (!clean.empty()) clean += '\n';
+    clean.append(out, start, end - start);
+    start = end + 2;
+  }
   return clean;
 }
 

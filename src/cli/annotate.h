@@ -6,13 +6,14 @@
 
 #include <string>
 
-#include "smtp/reply.h"
 #include "smtp/diagnosis.h"
+#include "smtp/reply.h"
 #include "smtp/reply_meaning.h"
 
 namespace tern::cli {
 
-// "250 2.1.0 Sender OK" (all lines, as sent by the server).
+// "250 2.1.0 Sender OK" (all lines, as sent by the server, joined by LF).
+// The server's bytes as they are: print them through util::printable.
 std::string reply_text(const smtp::Reply& reply);
 // "    2yz success: …\n    2.1.0 Addressing status: OK\n" (indented lines).
 std::string reply_annotation(const smtp::Reply& reply, const std::string& indent = "    ");

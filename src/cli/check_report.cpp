@@ -3,6 +3,8 @@
 #include <cstdio>
 
 #include "cli/annotate.h"
+#include "cli/json_output.h"
+#include "util/text.h"
 
 namespace tern::cli {
 
@@ -12,12 +14,15 @@ CheckReport::CheckReport(bool json, const std::string& log_path)
   json_["steps"] = nlohmann::json::array();
 }
 
+// Every line printed or logged passes here: what a server, DNS or a
+// certificate said is shown through printable, never as raw control bytes.
 void CheckReport::out(const std::string& line) {
+  std::string shown = util::printable(line);
   if (!json_mode_) {
-    std::printf("%s\n", line.c_str());
+    std::printf("%s\n", shown.c_str());
     std::fflush(stdout);
   }
-  if (log_.is_open()) log_ << line << "\n" << std::flush;
+  if (log_.is_open()) log_ << shown << "\n" << std::flush;
 }
 
 void CheckReport::out_block(const std::string& text) {
@@ -30,7 +35,7 @@ void CheckReport::out_block(const std::string& text) {
 }
 
 void CheckReport::log_only(const std::string& line) {
-  if (log_.is_open()) log_ << line << "\n" << std::flush;
+  if (log_.is_open()) log_ << util::printable(line) << "\n" << std::flush;
 }
 
 void CheckReport::heading(const std::string& text) {
@@ -134,8 +139,7 @@ void CheckReport::verdict(bool ok, const std::string& text) {
   }
   if (log_.is_open()) log_ << "\n" << std::flush;
   if (json_mode_) {
-    std::printf("%s\n",
-                json_.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    std::printf("%s\n", json_text(json_).c_str());
     std::fflush(stdout);
   }
 }

@@ -17,10 +17,12 @@
 #include <optional>
 
 #include "cli/commands.h"
+#include "cli/json_output.h"
 #include "config/config.h"
 #include "dns/mx_route.h"
 #include "dns/resolver_cares.h"
 #include "smtp/address.h"
+#include "util/text.h"
 
 namespace tern::cli {
 
@@ -111,10 +113,10 @@ void print_human(const dns::MxRoute& r, const std::string& servers) {
   for (const auto& row : lines) {
     std::string line = fmt::format("{:<{}}{}", row.left, left, row.text);
     if (row.ttl) line += fmt::format("{:<{}}   (TTL {})", "", text - row.text.size(), *row.ttl);
-    std::printf("%s\n", line.c_str());
+    std::printf("%s\n", util::printable(line).c_str());  // names from DNS: any bytes
   }
   if (r.deliverable())
-    std::printf("%s%s.\n", lines.empty() ? "" : "\n", meaning(r, servers).c_str());
+    std::printf("%s%s.\n", lines.empty() ? "" : "\n", util::printable(meaning(r, servers)).c_str());
 }
 
 nlohmann::json to_json(const dns::MxRoute& r, const std::vector<std::string>& servers,
@@ -189,7 +191,7 @@ int run(const MxOptions& o) {
       servers.empty() ? "the system resolver" : fmt::format("{}", fmt::join(servers, ", "));
   dns::MxRoute route = look_up(domain, servers);
   if (o.json) {
-    std::printf("%s\n", to_json(route, servers, described).dump(2).c_str());
+    std::printf("%s\n", json_text(to_json(route, servers, described)).c_str());
   } else {
     print_human(route, described);
   }

@@ -1,5 +1,7 @@
 // `tern queue list|show ID [--json]`: what is in the spool (SPEC §1). Works
-// whether the server runs or not: the spool is opened read-only.
+// whether the server runs or not: the spool is opened read-only. Everything
+// that came from outside is printed through util::printable (JSON through
+// json_text), so no escape sequence or bare CR in a message reaches the terminal.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -8,6 +10,7 @@
 #include <ctime>
 
 #include "cli/commands.h"
+#include "cli/json_output.h"
 #include "config/config.h"
 #include "queue/attempt.h"
 #include "queue/spool.h"
@@ -63,7 +66,26 @@ nlohmann::json to_json(const queue::Envelope& e) {
   if (e.ret != smtp::DsnRet::kUnspecified)
     j["ret"] = e.ret == smtp::DsnRet::kFull ? "FULL" : "HDRS";
   if (!e.auth_user.empty()) j["auth_user"] = e.auth_user;
+  if (!e.held.empty()) j["held"] = e.held;
   return j;
+}
+
+// Bytes from outside (addresses, ids, replies, headers) as text for the terminal.
+std::string shown(std::string_view bytes) {
+  return util::printable(bytes);
+}
+
+// A message's lines, each through printable: CR LF (or LF) ends a line, a bare
+// CR or any other control character is shown as \xNN.
+void print_message_lines(std::string_view text) {
+  while (!text.empty()) {
+    auto end = text.find('\n');
+    std::string_view line = text.substr(0, end);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    std::printf("%s\n", shown(line).c_str());
+    if (end == std::string_view::npos) break;
+    text.remove_prefix(end + 1);
+  }
 }
 
 std::unique_ptr<queue::Spool> open_for_reading(const QueueOptions& o) {
@@ -77,7 +99,7 @@ int list(const QueueOptions& o) {
   if (o.json) {
     nlohmann::json arr = nlohmann::json::array();
     for (const auto& e : messages) arr.push_back(to_json(e));
-    std::printf("%s\n", arr.dump(2).c_str());
+    std::printf("%s\n", json_text(arr).c_str());
     return 0;
   }
   if (messages.empty()) {
@@ -91,11 +113,12 @@ int list(const QueueOptions& o) {
     total += e.size;
     std::printf("%-15llu %-20s %9llu  %s\n", static_cast<unsigned long long>(e.id),
                 iso_time(e.arrival_ms).c_str(), static_cast<unsigned long long>(e.size),
-                e.sender.empty() ? "<>" : e.sender.c_str());
+                e.sender.empty() ? "<>" : shown(e.sender).c_str());
+    if (!e.held.empty()) std::printf("%47sHELD: %s\n", "", shown(e.held).c_str());
     for (const auto& r : e.recipients) {
-      std::printf("%47s%s (%s%s%s)\n", "", r.address.c_str(),
+      std::printf("%47s%s (%s%s%s)\n", "", shown(r.address).c_str(),
                   std::string(queue::state_name(r.state)).c_str(), r.last_reply.empty() ? "" : ": ",
-                  r.last_reply.c_str());
+                  shown(r.last_reply).c_str());
     }
   }
   std::printf("-- %zu message%s, %llu octets\n", messages.size(), messages.size() == 1 ? "" : "s",
@@ -114,31 +137,33 @@ int show(const QueueOptions& o) {
   if (o.json) {
     auto j = to_json(*e);
     j["content"] = o.content ? content : content.substr(0, smtp::scan_headers(content).header_end);
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", json_text(j).c_str());
     return 0;
   }
   std::printf("InternalId:   %llu\n", static_cast<unsigned long long>(e->id));
-  std::printf("Message-ID:   %s\n", e->message_id.c_str());
-  std::printf("Sender:       %s\n", e->sender.empty() ? "<>" : e->sender.c_str());
+  std::printf("Message-ID:   %s\n", shown(e->message_id).c_str());
+  std::printf("Sender:       %s\n", e->sender.empty() ? "<>" : shown(e->sender).c_str());
   std::printf("Arrival:      %s\n", iso_time(e->arrival_ms).c_str());
   std::printf("Next attempt: %s\n", iso_time(e->next_attempt_ms).c_str());
   std::printf("Size:         %llu octets\n", static_cast<unsigned long long>(e->size));
-  std::printf("Received from [%s] (%s) on listener %s%s%s\n", e->client_address.c_str(),
-              e->client_helo.c_str(), e->listener.c_str(),
-              e->auth_user.empty() ? "" : ", authenticated as ", e->auth_user.c_str());
-  if (!e->envid.empty()) std::printf("ENVID:        %s\n", e->envid.c_str());
+  std::printf("Received from [%s] (%s) on listener %s%s%s\n", shown(e->client_address).c_str(),
+              shown(e->client_helo).c_str(), shown(e->listener).c_str(),
+              e->auth_user.empty() ? "" : ", authenticated as ", shown(e->auth_user).c_str());
+  if (!e->envid.empty()) std::printf("ENVID:        %s\n", shown(e->envid).c_str());
+  if (!e->held.empty()) std::printf("Held:         %s\n", shown(e->held).c_str());
   std::printf("Recipients:\n");
   for (const auto& r : e->recipients) {
-    std::printf("  %s  %s, %u attempt%s%s%s%s\n", r.address.c_str(),
+    std::printf("  %s  %s, %u attempt%s%s%s%s\n", shown(r.address).c_str(),
                 std::string(queue::state_name(r.state)).c_str(), r.attempts,
                 r.attempts == 1 ? "" : "s", r.notify ? ", NOTIFY=" : "",
                 r.notify ? smtp::notify_text(r.notify).c_str() : "",
                 r.local ? ", local" : ", relay");
-    if (!r.last_reply.empty()) std::printf("    last: %s\n", r.last_reply.c_str());
+    if (!r.last_reply.empty()) std::printf("    last: %s\n", shown(r.last_reply).c_str());
   }
-  std::string_view shown = content;
-  if (!o.content) shown = shown.substr(0, smtp::scan_headers(content).header_end);
-  std::printf("\n%.*s", static_cast<int>(shown.size()), shown.data());
+  std::string_view headers = content;
+  if (!o.content) headers = headers.substr(0, smtp::scan_headers(content).header_end);
+  std::printf("\n");
+  print_message_lines(headers);
   return 0;
 }
 
@@ -163,6 +188,8 @@ std::string act_on_spool(const config::Config& config, const std::string& action
   queue::SpoolChange change;
   for (auto& e : targets) {
     if (action == "retry") {
+      if (o.all && !e.held.empty()) continue;  // a held message is released one by one
+      e.held.clear();
       e.next_attempt_ms = now_ms();
       change.update.push_back(e);
     } else if (action == "delete") {

@@ -5,11 +5,13 @@
 #include "cli/commands.h"
 #include "config/config.h"
 #include "server/server.h"
+#include "util/text.h"
 
 namespace tern::cli {
 
 void print_error(const std::string& message) {
-  std::fprintf(stderr, "tern: %s\n", message.c_str());
+  // One line, whatever bytes an error quotes (a peer's reply, a file name).
+  std::fprintf(stderr, "tern: %s\n", util::printable(message).c_str());
 }
 
 int run_guarded(const std::function<int()>& body) {

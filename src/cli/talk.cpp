@@ -4,6 +4,8 @@
 // session; after DATA's 354 the lines typed are the message until ".";
 // --log FILE keeps the transcript (Telnet's "set logfile"). When standard
 // input is not a terminal, commands are read from it, so it can be scripted.
+// What the server says is shown through util::printable: a reply cannot
+// send escape sequences to the terminal.
 #include <readline/history.h>
 #include <readline/readline.h>
 #include <unistd.h>
@@ -206,10 +208,12 @@ class Talk {
     return std::nullopt;
   }
 
+  // A line of tern's that may quote the server (an error, a certificate).
   void say(const std::string& text) {
-    std::printf("%s\n", text.c_str());
+    std::string shown = util::printable(text);
+    std::printf("%s\n", shown.c_str());
     std::fflush(stdout);
-    log("-- " + text);
+    log("-- " + shown);
   }
 
   void log(const std::string& text) {
@@ -278,13 +282,15 @@ class Talk {
       co_return false;
     }
     last_ = *r.reply;
-    std::string text = reply_text(last_);
-    std::printf("%s\n%s", text.c_str(), reply_annotation(last_).c_str());
+    std::string text = reply_text(last_), shown, logged;
+    for (const auto& piece : util::split(text, '\n')) {
+      std::string line = util::printable(piece);
+      shown += line + "\n";
+      logged += (logged.empty() ? "S: " : "\nS: ") + line;
+    }
+    std::printf("%s%s", shown.c_str(), reply_annotation(last_).c_str());
     if (!last_.positive() && step_) explain(smtp::diagnose(*step_, last_));
     std::fflush(stdout);
-    std::string logged;
-    for (const auto& piece : util::split(text, '\n'))
-      logged += (logged.empty() ? "S: " : "\nS: ") + std::string(piece);
     log(logged);
     co_return true;
   }

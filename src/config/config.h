@@ -38,7 +38,11 @@ struct Listener {
   bool require_tls = false;
   bool allow_plaintext_auth = false;  // offer AUTH before TLS (loopback testing only)
   std::uint32_t max_errors = 10;
-  std::uint64_t command_timeout_ms = 5 * 60 * 1000;  // RFC 5321 §4.5.3.2.7
+  // A whole command line must arrive within command_timeout (RFC 5321
+  // §4.5.3.2.7), and a whole message (DATA or all BDAT chunks) within
+  // data_timeout: a client sending a byte now and then cannot hold a slot.
+  std::uint64_t command_timeout_ms = 5 * 60 * 1000;
+  std::uint64_t data_timeout_ms = 10 * 60 * 1000;
   std::uint32_t max_connections = 20000;
 };
 

@@ -36,6 +36,7 @@ void read_listener_fields(TableReader& r, const fs::path& base, Listener& l) {
   if (auto v = r.boolean("allow_plaintext_auth")) l.allow_plaintext_auth = *v;
   if (auto v = r.integer("max_errors", 1, 1000)) l.max_errors = static_cast<std::uint32_t>(*v);
   if (auto v = r.duration_ms("command_timeout")) l.command_timeout_ms = *v;
+  if (auto v = r.duration_ms("data_timeout")) l.data_timeout_ms = *v;
   if (auto v = r.integer("max_connections", 1, 1000000))
     l.max_connections = static_cast<std::uint32_t>(*v);
   if (l.max_message_size == 0) r.fail("max_message_size", "must be more than 0");

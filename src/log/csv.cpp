@@ -7,7 +7,7 @@ namespace tern::log {
 void append_csv_field(std::string& out, std::string_view field) {
   bool plain = true;
   for (unsigned char c : field)
-    if (c == ',' || c == '"' || c < 0x20 || c > 0x7e) plain = false;
+    if (c == ',' || c == '"' || c == '\\' || c < 0x20 || c > 0x7e) plain = false;
   if (plain) {
     out.append(field);
     return;

@@ -1,5 +1,6 @@
-// CSV fields for tern's logs (RFC 4180 quoting); control characters in data
-// from the network are escaped so that one event stays one line.
+// CSV fields for tern's logs (RFC 4180 quoting); data from the network goes
+// through util::printable, so CR, LF, escape sequences and invalid UTF-8 are
+// \xNN and one event stays one line.
 #pragma once
 
 #include <string>

@@ -64,7 +64,7 @@ std::string one_line(std::string_view text) {
     else if (!flat.empty() && flat.back() != ' ')
       flat += ' ';
   }
-  return util::printable(util::trim(flat), 900);
+  return util::printable(util::trim(flat), 900, util::Keep::kAscii);
 }
 
 // "mx1.example.test" from "mx1.example.test[192.0.2.1]:25" (RFC 3464 §2.3.5

@@ -49,6 +49,10 @@ struct Envelope {
   std::string listener;
   std::string auth_user;  // empty when not authenticated
   bool is_dsn = false;    // a delivery status notification tern generated
+  // Non-empty: the message is held (not delivered) for this reason until the
+  // administrator releases it (tern queue retry) or removes it; set when its
+  // processing failed inside tern, so one bad message never stops the server.
+  std::string held;
 };
 
 std::string encode(const Envelope& env);

@@ -7,6 +7,7 @@
 #include <chrono>
 
 #include "queue/spool_async.h"
+#include "util/text.h"
 
 namespace tern::queue {
 
@@ -32,6 +33,10 @@ Scheduler::Scheduler(asio::any_io_executor executor, const config::Config& confi
 std::size_t Scheduler::load() {
   std::size_t n = 0;
   for (const auto& e : spool_.list()) {
+    if (!e.held.empty()) {  // waits for the administrator, never removed here
+      spdlog::warn("queue {}: held: {}", e.id, util::printable(e.held));
+      continue;
+    }
     bool pending = false;
     for (const auto& r : e.recipients) pending = pending || !r.done();
     if (!pending) {  // delivered before a crash, not yet removed
@@ -46,6 +51,49 @@ std::size_t Scheduler::load() {
 
 void Scheduler::start() {
   asio::co_spawn(executor_, timer_loop(), asio::detached);
+}
+
+// The boundary of one message's processing: whatever throws while it is being
+// delivered or recorded ends that message's attempt, and the message is held
+// with the reason (tern queue show) instead of being retried in a loop or
+// taking the server down.
+net::awaitable<void> Scheduler::attempt(std::uint64_t id) {
+  std::string failure;
+  try {
+    auto result = co_await attempt_once(id);
+    finish_attempt(id, result ? &*result : nullptr);
+    co_return;
+  } catch (const std::exception& e) {
+    failure = e.what();
+  } catch (...) {
+    failure = "unknown error";
+  }
+  std::string reason = "held: processing failed inside tern (" + util::printable(failure) +
+                       "); release with tern queue retry " + std::to_string(id);
+  spdlog::error("queue {}: {}", id, reason);
+  bool written = co_await hold(id, reason);
+  if (!written) spdlog::error("queue {}: the hold could not be written; held until restart", id);
+  --running_;
+  entries_.erase(id);
+  timer_.cancel();
+  if (stopped_ && running_ == 0 && on_idle_) std::exchange(on_idle_, nullptr)();
+}
+
+net::awaitable<bool> Scheduler::hold(std::uint64_t id, std::string reason) {
+  std::optional<Envelope> env;
+  try {
+    env = spool_.find(id);
+  } catch (const std::exception&) {
+    co_return false;  // an unreadable record is already listed as held by the spool
+  }
+  if (!env) co_return false;
+  env->held = std::move(reason);
+  SpoolChange change;
+  change.update.push_back(*env);
+  auto written = co_await apply_async(spool_, std::move(change));
+  if (written.status != SpoolStatus::kOk) co_return false;
+  tracking_.write({"HOLD", id, env->message_id, env->sender, "", "", env->size, env->held});
+  co_return true;
 }
 
 void Scheduler::enqueue(std::uint64_t id) {
@@ -70,7 +118,11 @@ void Scheduler::unschedule(std::uint64_t id) {
 
 net::awaitable<void> Scheduler::timer_loop() {
   while (!stopped_) {
-    start_due();
+    try {
+      start_due();
+    } catch (const std::exception& e) {  // never let the queue stop: log and look again
+      spdlog::error("scheduler: {}", e.what());
+    }
     if (due_.empty()) {
       timer_.expires_at(std::chrono::steady_clock::time_point::max());
     } else {
@@ -89,15 +141,7 @@ void Scheduler::start_due() {
     due_.erase(due_.begin());
     entries_[id].running = true;
     ++running_;
-    asio::co_spawn(executor_, attempt(id), [this, id](std::exception_ptr e) {
-      if (!e) return;
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& ex) {
-        spdlog::error("delivery of {} failed inside tern: {}; will retry", id, ex.what());
-      }
-      finish_attempt(id, nullptr);
-    });
+    asio::co_spawn(executor_, attempt(id), asio::detached);
   }
 }
 
@@ -119,14 +163,14 @@ net::awaitable<AttemptResult> Scheduler::deliver_once(Envelope& env, const std::
   co_return recorder_.record(env, content, outcomes, clock_());
 }
 
-net::awaitable<void> Scheduler::attempt(std::uint64_t id) {
+// One attempt; nullopt when its outcome could not be recorded (tried again later).
+net::awaitable<std::optional<AttemptResult>> Scheduler::attempt_once(std::uint64_t id) {
   auto env = spool_.find(id);
   auto content = spool_.content(id);
-  if (!env || !content) {  // deleted meanwhile
+  if (!env || !content || !env->held.empty()) {  // deleted or held meanwhile
     AttemptResult gone;
     gone.finished = true;
-    finish_attempt(id, &gone);
-    co_return;
+    co_return gone;
   }
   AttemptResult result = co_await deliver_once(*env, *content);
   auto& entry = entries_[id];
@@ -147,12 +191,11 @@ net::awaitable<void> Scheduler::attempt(std::uint64_t id) {
   if (written.status != SpoolStatus::kOk) {
     spdlog::error("queue {}: cannot record the delivery attempt: {}; will retry", id,
                   written.error);
-    finish_attempt(id, nullptr);
-    co_return;
+    co_return std::nullopt;
   }
   write_tracking(*env, result);
   for (auto dsn_id : result.new_messages) schedule(dsn_id, clock_());
-  finish_attempt(id, &result);
+  co_return result;
 }
 
 void Scheduler::finish_attempt(std::uint64_t id, const AttemptResult* result) {
@@ -181,25 +224,44 @@ void Scheduler::write_tracking(const Envelope& env, const AttemptResult& result)
         {t.event, t.id, env.message_id, env.sender, t.recipient, t.remote, env.size, t.detail});
 }
 
-std::string Scheduler::retry(std::optional<std::uint64_t> id) {
+net::awaitable<std::string> Scheduler::retry(std::optional<std::uint64_t> id) {
   std::int64_t now = clock_();
+  if (id && !entries_.count(*id)) {  // not scheduled: perhaps held, then released
+    std::optional<Envelope> env;
+    try {
+      env = spool_.find(*id);
+    } catch (const std::exception& e) {
+      co_return "error: " + std::to_string(*id) + " cannot be read (" + e.what() +
+          "); it stays held: tern queue delete removes it";
+    }
+    if (!env || env->held.empty())
+      co_return "error: no message with InternalId " + std::to_string(*id) + " in the queue";
+    env->held.clear();
+    env->next_attempt_ms = now;
+    SpoolChange change;
+    change.update.push_back(*env);
+    auto written = co_await apply_async(spool_, std::move(change));
+    if (written.status != SpoolStatus::kOk) co_return "error: " + written.error;
+    schedule(*id, now);
+    co_return "ok: " + std::to_string(*id) + " released from hold; it will be tried now";
+  }
   if (!id) {
     std::vector<std::uint64_t> ids;
     for (auto& [i, e] : entries_)
       if (!e.running) ids.push_back(i);
     for (auto i : ids) schedule(i, now);
-    return "ok: " + std::to_string(ids.size()) + " message(s) will be tried now";
+    co_return "ok: " + std::to_string(ids.size()) + " message(s) will be tried now";
   }
   auto it = entries_.find(*id);
   if (it == entries_.end())
-    return "error: no message with InternalId " + std::to_string(*id) + " in the queue";
+    co_return "error: no message with InternalId " + std::to_string(*id) + " in the queue";
   if (it->second.running) {
     it->second.after = Entry::After::kRetry;
-    return "ok: " + std::to_string(*id) +
-           " is being delivered now; it will be tried again at once if needed";
+    co_return "ok: " + std::to_string(*id) +
+        " is being delivered now; it will be tried again at once if needed";
   }
   schedule(*id, now);
-  return "ok: " + std::to_string(*id) + " will be tried now";
+  co_return "ok: " + std::to_string(*id) + " will be tried now";
 }
 
 net::awaitable<std::string> Scheduler::remove(std::uint64_t id) {
@@ -208,7 +270,13 @@ net::awaitable<std::string> Scheduler::remove(std::uint64_t id) {
     it->second.after = Entry::After::kDelete;
     co_return "ok: " + std::to_string(id) + " will be deleted when its current attempt ends";
   }
-  auto env = spool_.find(id);
+  std::optional<Envelope> env;
+  try {
+    env = spool_.find(id);
+  } catch (const std::exception&) {  // unreadable: still the administrator's to remove
+    env = Envelope{};
+    env->id = id;
+  }
   if (!env) co_return "error: no message with InternalId " + std::to_string(id) + " in the queue";
   SpoolChange change;
   change.remove.push_back(id);

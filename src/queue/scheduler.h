@@ -45,7 +45,8 @@ class Scheduler {
   void enqueue(std::uint64_t id);
 
   // Administrator's actions; the reply is one line for `tern queue`.
-  std::string retry(std::optional<std::uint64_t> id);  // nullopt: every message
+  // retry releases a held message; nullopt: every scheduled message (held ones stay held).
+  net::awaitable<std::string> retry(std::optional<std::uint64_t> id);
   net::awaitable<std::string> remove(std::uint64_t id);
   net::awaitable<std::string> bounce(std::uint64_t id);
 
@@ -65,6 +66,8 @@ class Scheduler {
   net::awaitable<void> timer_loop();
   void start_due();
   net::awaitable<void> attempt(std::uint64_t id);
+  net::awaitable<std::optional<AttemptResult>> attempt_once(std::uint64_t id);
+  net::awaitable<bool> hold(std::uint64_t id, std::string reason);
   net::awaitable<AttemptResult> deliver_once(Envelope& envelope, const std::string& content);
   void write_tracking(const Envelope& envelope, const AttemptResult& result);
   void finish_attempt(std::uint64_t id, const AttemptResult* result);

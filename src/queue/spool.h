@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/config.h"
@@ -32,10 +33,14 @@ struct CommitResult {
 // A message ready to be made durable. The stored content is prefix + content:
 // the prefix holds the headers tern adds (Received:, Message-ID:), so a large
 // body is never copied to prepend them.
+// A large message streams into the spool while it arrives (store_part), so
+// that memory per connection stays bounded: then the stored content is prefix
+// + parts 1..parts + content.
 struct NewMessage {
   Envelope envelope;
   std::string prefix;
   std::string content;
+  std::uint32_t parts = 0;  // parts stored before the commit (store_part)
 };
 
 // Several changes made durable together, atomically: new messages (a DSN),
@@ -44,7 +49,8 @@ struct SpoolChange {
   std::vector<NewMessage> add;
   std::vector<Envelope> update;
   std::vector<std::uint64_t> remove;
-  bool empty() const { return add.empty() && update.empty() && remove.empty(); }
+  std::vector<std::uint64_t> discard;  // stored parts of messages never committed
+  bool empty() const { return add.empty() && update.empty() && remove.empty() && discard.empty(); }
 };
 
 using CommitCallback = std::function<void(CommitResult)>;
@@ -60,6 +66,11 @@ class Spool {
   // Makes change durable, sharing the sync with other pending changes; done
   // runs on a spool thread once it is (or with the error).
   virtual void apply(SpoolChange change, CommitCallback done) = 0;
+  // Writes part seq (1, 2, …) of message id before its commit, without a sync
+  // of its own: the commit's sync makes it durable with the envelope. Parts of
+  // a message that is never committed are dropped with SpoolChange::discard,
+  // or at the next start. Blocking: call off the event loops.
+  virtual CommitResult store_part(std::uint64_t id, std::uint32_t seq, std::string_view bytes) = 0;
   void commit(NewMessage message, CommitCallback done) {
     SpoolChange change;
     change.add.push_back(std::move(message));

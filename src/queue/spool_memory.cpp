@@ -12,8 +12,13 @@ void MemorySpool::apply(SpoolChange change, CommitCallback done) {
     } else {
       for (auto& m : change.add) {
         auto id = m.envelope.id;
-        messages_[id] = {std::move(m.envelope), m.prefix + m.content};
+        std::string content = m.prefix;
+        for (std::uint32_t seq = 1; seq <= m.parts; ++seq) content += parts_[{id, seq}];
+        content += m.content;
+        discard_parts(id);
+        messages_[id] = {std::move(m.envelope), std::move(content)};
       }
+      for (auto id : change.discard) discard_parts(id);
       for (auto& e : change.update) {
         auto it = messages_.find(e.id);
         if (it != messages_.end()) it->second.first = std::move(e);
@@ -22,6 +27,17 @@ void MemorySpool::apply(SpoolChange change, CommitCallback done) {
     }
   }
   done(result);
+}
+
+CommitResult MemorySpool::store_part(std::uint64_t id, std::uint32_t seq, std::string_view bytes) {
+  std::lock_guard lock(mu_);
+  if (!room) return {SpoolStatus::kNoSpace, "no room (test)"};
+  parts_[{id, seq}] = std::string(bytes);
+  return {};
+}
+
+void MemorySpool::discard_parts(std::uint64_t id) {
+  parts_.erase(parts_.lower_bound({id, 0}), parts_.lower_bound({id + 1, 0}));
 }
 
 std::vector<Envelope> MemorySpool::list() {

@@ -14,6 +14,8 @@ class MemorySpool final : public Spool {
   std::uint64_t next_id() override { return next_id_++; }
   bool has_room(std::uint64_t) override { return room; }
   void apply(SpoolChange change, CommitCallback done) override;
+  CommitResult store_part(std::uint64_t id, std::uint32_t seq, std::string_view bytes) override;
+  std::size_t stored_parts() const { return parts_.size(); }  // for tests
   std::vector<Envelope> list() override;
   std::optional<Envelope> find(std::uint64_t id) override;
   std::optional<std::string> content(std::uint64_t id) override;
@@ -23,9 +25,12 @@ class MemorySpool final : public Spool {
   SpoolStatus fail_next = SpoolStatus::kOk;
 
  private:
+  void discard_parts(std::uint64_t id);  // with mu_ held
+
   std::mutex mu_;
   std::uint64_t next_id_ = 1000;
   std::map<std::uint64_t, std::pair<Envelope, std::string>> messages_;
+  std::map<std::pair<std::uint64_t, std::uint32_t>, std::string> parts_;
 };
 
 }  // namespace tern::queue

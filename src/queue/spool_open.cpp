@@ -10,7 +10,8 @@ namespace tern::queue {
 
 std::unique_ptr<Spool> open_spool(const config::Config& config, OpenMode mode) {
   if (config.spool.backend == "rocksdb") return open_rocksdb_spool(config.spool, mode);
-  throw std::runtime_error("spool backend \"" + config.spool.backend + "\" is not available in this build");
+  throw std::runtime_error("spool backend \"" + config.spool.backend +
+                           "\" is not available in this build");
 }
 
 }  // namespace tern::queue

@@ -3,8 +3,10 @@
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
+#include <spdlog/spdlog.h>
 #include <sys/statvfs.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -19,6 +21,7 @@ namespace {
 
 constexpr const char* kEnvelopes = "envelopes";
 constexpr const char* kContents = "contents";
+constexpr const char* kParts = "parts";  // streamed parts of large messages
 constexpr const char* kNextIdKey = "next_id";
 
 std::string id_key(std::uint64_t id) {
@@ -27,6 +30,13 @@ std::string id_key(std::uint64_t id) {
     k[i] = static_cast<char>(id & 0xff);
     id >>= 8;
   }
+  return k;
+}
+
+// Parts sort after their message's id: id (8 octets) + seq (4), big-endian.
+std::string part_key(std::uint64_t id, std::uint32_t seq) {
+  std::string k = id_key(id);
+  for (int shift = 24; shift >= 0; shift -= 8) k += static_cast<char>((seq >> shift) & 0xff);
   return k;
 }
 
@@ -59,11 +69,22 @@ class RocksSpool final : public Spool {
     contents.enable_blob_files = true;
     contents.min_blob_size = 4096;
     contents.enable_blob_garbage_collection = true;
+    // Parts are large and short-lived: small memtables keep the memory they
+    // cost bounded however many messages stream in at once.
+    rocksdb::ColumnFamilyOptions parts = contents;
+    parts.write_buffer_size = 8 << 20;
+    parts.max_write_buffer_number = 3;
 
     std::vector<rocksdb::ColumnFamilyDescriptor> families{
         {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
         {kEnvelopes, envelopes},
         {kContents, contents}};
+    // A spool written before parts existed has no such family: read-only opens
+    // take what is there.
+    std::vector<std::string> existing;
+    bool has_parts = !rocksdb::DB::ListColumnFamilies(options, cfg.path.string(), &existing).ok() ||
+                     std::find(existing.begin(), existing.end(), kParts) != existing.end();
+    if (mode != OpenMode::kReadOnly || has_parts) families.push_back({kParts, parts});
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::DB* db = nullptr;
     rocksdb::Status s;
@@ -90,13 +111,15 @@ class RocksSpool final : public Spool {
     default_ = handles[0];
     envelopes_ = handles[1];
     contents_ = handles[2];
+    if (handles.size() > 3) parts_ = handles[3];
     init_next_id();
+    if (mode == OpenMode::kServe) drop_orphan_parts();
     if (mode != OpenMode::kReadOnly) committer_ = std::thread([this] { commit_loop(); });
   }
 
   ~RocksSpool() override {
     close();
-    for (auto* h : {default_, envelopes_, contents_})
+    for (auto* h : {default_, envelopes_, contents_, parts_})
       if (h) db_->DestroyColumnFamilyHandle(h);
   }
 
@@ -131,10 +154,12 @@ class RocksSpool final : public Spool {
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       try {
         out.push_back(decode_envelope(std::string_view(it->value().data(), it->value().size())));
-      } catch (const std::exception&) {
-        Envelope broken;  // shown, not hidden: the administrator must see it
+      } catch (const std::exception& e) {
+        // Shown and held, never dropped: the administrator decides (tern queue delete).
+        Envelope broken;
         broken.id = key_id(it->key());
         broken.message_id = "(unreadable envelope record)";
+        broken.held = std::string("the envelope record cannot be read: ") + e.what();
         out.push_back(std::move(broken));
       }
     }
@@ -152,7 +177,23 @@ class RocksSpool final : public Spool {
     std::string value;
     auto s = db_->Get(rocksdb::ReadOptions(), contents_, id_key(id), &value);
     if (!s.ok()) return std::nullopt;
+    if (!parts_) return value;
+    // prefix, then the parts in order; the last part is the tail of the message.
+    std::string prefix = id_key(id);
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), parts_));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next())
+      value.append(it->value().data(), it->value().size());
     return value;
+  }
+
+  CommitResult store_part(std::uint64_t id, std::uint32_t seq, std::string_view bytes) override {
+    if (mode_ == OpenMode::kReadOnly || !parts_) return {SpoolStatus::kError, "spool read-only"};
+    if (!has_room(bytes.size()))
+      return {SpoolStatus::kNoSpace, "free space below [spool] min_free"};
+    rocksdb::WriteOptions wo;  // no sync: the commit's sync covers it (one WAL)
+    auto s = db_->Put(wo, parts_, part_key(id, seq), rocksdb::Slice(bytes.data(), bytes.size()));
+    if (!s.ok()) return {status_of(s), s.ToString()};
+    return {};
   }
 
   void close() override {
@@ -219,15 +260,33 @@ class RocksSpool final : public Spool {
           max_id = std::max(max_id, m.envelope.id);
         }
       CommitResult result;
+      // A change that cannot be put into the batch fails alone; the others
+      // still share the sync. Nothing thrown here may end this thread.
+      std::vector<std::optional<CommitResult>> refused(items.size());
       if (bytes > 0 && !has_room(bytes)) {
         result = {SpoolStatus::kNoSpace, "free space below [spool] min_free"};
       } else {
         rocksdb::WriteBatch batch;
-        for (const auto& p : items) add_to_batch(batch, p.change);
+        for (std::size_t i = 0; i < items.size(); ++i) {
+          batch.SetSavePoint();
+          try {
+            add_to_batch(batch, items[i].change);
+            batch.PopSavePoint();
+          } catch (const std::exception& e) {
+            batch.RollbackToSavePoint();
+            refused[i] = CommitResult{SpoolStatus::kError, e.what()};
+          }
+        }
         if (max_id > 0) batch.Put(default_, kNextIdKey, id_key(max_id + 1));
         result = write_batch(batch);
       }
-      for (auto& p : items) p.done(result);
+      for (std::size_t i = 0; i < items.size(); ++i) {
+        try {
+          items[i].done(refused[i] ? *refused[i] : result);
+        } catch (const std::exception& e) {
+          spdlog::error("spool: a commit callback failed: {}", e.what());
+        }
+      }
       items.clear();
     }
   }
@@ -235,15 +294,53 @@ class RocksSpool final : public Spool {
   void add_to_batch(rocksdb::WriteBatch& batch, const SpoolChange& change) {
     for (const auto& m : change.add) {
       std::string key = id_key(m.envelope.id);
-      rocksdb::Slice parts[2] = {m.prefix, m.content};
-      rocksdb::Slice key_slice(key);
-      batch.Put(contents_, rocksdb::SliceParts(&key_slice, 1), rocksdb::SliceParts(parts, 2));
+      if (m.parts > 0) {  // streamed: the prefix here, the tail after the parts
+        batch.Put(contents_, key, m.prefix);
+        batch.Put(parts_, part_key(m.envelope.id, m.parts + 1), m.content);
+      } else {
+        rocksdb::Slice parts[2] = {m.prefix, m.content};
+        rocksdb::Slice key_slice(key);
+        batch.Put(contents_, rocksdb::SliceParts(&key_slice, 1), rocksdb::SliceParts(parts, 2));
+      }
       batch.Put(envelopes_, key, encode(m.envelope));
     }
     for (const auto& e : change.update) batch.Put(envelopes_, id_key(e.id), encode(e));
     for (auto id : change.remove) {
       batch.Delete(envelopes_, id_key(id));
       batch.Delete(contents_, id_key(id));
+      delete_parts(batch, id);
+    }
+    for (auto id : change.discard) delete_parts(batch, id);
+  }
+
+  void delete_parts(rocksdb::WriteBatch& batch, std::uint64_t id) {
+    if (!parts_) return;
+    std::string prefix = id_key(id);
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), parts_));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next())
+      batch.Delete(parts_, it->key());
+  }
+
+  // Parts whose message never got its envelope (the connection or tern died
+  // before the commit): nothing was acknowledged for them.
+  void drop_orphan_parts() {
+    rocksdb::WriteBatch batch;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), parts_));
+    std::uint64_t checked = 0;
+    bool orphan = false;
+    std::string ignored;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      std::uint64_t id = key_id(it->key());
+      if (id != checked || checked == 0) {
+        checked = id;
+        orphan = db_->Get(rocksdb::ReadOptions(), envelopes_, id_key(id), &ignored).IsNotFound();
+      }
+      if (orphan) batch.Delete(parts_, it->key());
+    }
+    if (batch.Count() > 0) {
+      spdlog::info("spool: dropping {} part(s) of messages that were never committed",
+                   batch.Count());
+      db_->Write(rocksdb::WriteOptions(), &batch);
     }
   }
 
@@ -253,6 +350,7 @@ class RocksSpool final : public Spool {
   rocksdb::ColumnFamilyHandle* default_ = nullptr;
   rocksdb::ColumnFamilyHandle* envelopes_ = nullptr;
   rocksdb::ColumnFamilyHandle* contents_ = nullptr;
+  rocksdb::ColumnFamilyHandle* parts_ = nullptr;
   std::atomic<std::uint64_t> next_id_{1};
 
   std::mutex mu_;

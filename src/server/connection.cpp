@@ -6,6 +6,8 @@
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include <spdlog/spdlog.h>
+
 #include "queue/spool_async.h"
 #include "server/server_context.h"
 #include "smtp/replies.h"
@@ -65,6 +67,23 @@ Connection::~Connection() = default;
 void Connection::touch() {
   deadline_ =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(listener_.command_timeout_ms);
+}
+
+// The deadline of the next read. Waiting for a command: the whole line must
+// arrive within command_timeout of its first byte, however slowly it trickles
+// in (slowloris). In a message: command_timeout between reads, and the whole
+// message within data_timeout.
+void Connection::set_read_deadline(bool in_message) {
+  auto now = std::chrono::steady_clock::now();
+  if (in_message || session_->message_open()) {
+    if (!message_deadline_)
+      message_deadline_ = now + std::chrono::milliseconds(listener_.data_timeout_ms);
+    deadline_ = std::min(now + std::chrono::milliseconds(listener_.command_timeout_ms),
+                         *message_deadline_);
+    return;
+  }
+  message_deadline_.reset();
+  if (!in_.line_started()) touch();  // a new command starts; a partial one keeps its deadline
 }
 
 void Connection::received(std::string_view line) {
@@ -128,7 +147,7 @@ net::awaitable<bool> Connection::read_more() {
   if (!in_message) in_.shrink_if_empty();
   std::size_t want = in_message ? kDataReadSize : kCommandReadSize;
   char* p = in_.prepare(want);
-  touch();
+  set_read_deadline(in_message);
   io_pending_ = true;
   auto [ec, n] = co_await stream_.read_some(asio::buffer(p, in_.writable()));
   io_pending_ = false;
@@ -185,6 +204,30 @@ net::awaitable<Step> Connection::verify_credentials() {
   co_return session_->credentials_verified(std::move(user));
 }
 
+// A part of a large message goes to the spool on the disk pool while this
+// connection waits (and reads nothing more): the backpressure that bounds memory.
+net::awaitable<Step> Connection::store_part() {
+  MessagePart part = session_->take_part();
+  queue::Spool* spool = &server_.spool();
+  auto result = co_await asio::co_spawn(
+      server_.blocking_pool(),
+      [spool, part = std::move(part)]() -> net::awaitable<queue::CommitResult> {
+        co_return spool->store_part(part.id, part.seq, part.bytes);
+      },
+      asio::use_awaitable);
+  co_return session_->part_stored(result);
+}
+
+// Parts of messages that will never be committed are dropped by the spool's
+// committer; nobody waits for it.
+void Connection::discard_abandoned() {
+  auto ids = session_->take_abandoned();
+  if (ids.empty()) return;
+  queue::SpoolChange change;
+  change.discard = std::move(ids);
+  server_.spool().apply(std::move(change), [](queue::CommitResult) {});
+}
+
 net::awaitable<Step> Connection::commit() {
   queue::NewMessage message = session_->take_message();
   const auto& e = message.envelope;
@@ -205,9 +248,41 @@ net::awaitable<Step> Connection::commit() {
   co_return session_->committed(result);
 }
 
+// The boundary of one connection: whatever throws inside it ends this
+// connection (with 421 when the peer can still read it), never the server.
 net::awaitable<void> Connection::run() {
   auto self = shared_from_this();
   log_.event('+', "");
+  bool failed = false;
+  try {
+    co_await converse();
+  } catch (const std::exception& e) {
+    info(std::string("internal error, closing: ") + e.what());
+    spdlog::error("session with {} ended by an internal error: {}", remote_address_, e.what());
+    failed = true;
+  }
+  if (failed) {
+    out_.clear();
+    queue_reply(replies::kServiceNotAvailable);
+    try {
+      co_await flush();
+    } catch (const std::exception&) {
+    }
+  }
+  if (session_) {
+    session_->connection_closed();
+    discard_abandoned();
+  }
+  phase_ = Phase::kClosing;
+  timer_.cancel();
+  // No TLS close_notify exchange: QUIT has ended the session, and waiting for a
+  // peer's close_notify would let a silent peer hold the connection open.
+  stream_.close();
+  log_.event('-', "");
+  server_.detach(this, listener_index_);
+}
+
+net::awaitable<void> Connection::converse() {
   SessionEnv env;
   env.config = &server_.config();
   env.listener = &listener_;
@@ -234,11 +309,14 @@ net::awaitable<void> Connection::run() {
       if (step.reply) queue_reply(*step.reply);
       if (step.action == Action::kCommit)
         step = co_await commit();
+      else if (step.action == Action::kStore)
+        step = co_await store_part();
       else if (step.action == Action::kVerifyCredentials)
         step = co_await verify_credentials();
       else
         break;
     }
+    discard_abandoned();
     switch (step.action) {
       case Action::kContinue:
         break;
@@ -257,17 +335,11 @@ net::awaitable<void> Connection::run() {
         open = false;
         break;
       case Action::kCommit:
+      case Action::kStore:
       case Action::kVerifyCredentials:
         break;
     }
   }
-  phase_ = Phase::kClosing;
-  timer_.cancel();
-  // No TLS close_notify exchange: QUIT has ended the session, and waiting for a
-  // peer's close_notify would let a silent peer hold the connection open.
-  stream_.close();
-  log_.event('-', "");
-  server_.detach(this, listener_index_);
 }
 
 }  // namespace tern::server

@@ -11,6 +11,7 @@
 #include <asio/steady_timer.hpp>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "log/protocol_log.h"
@@ -37,6 +38,7 @@ class Connection : public std::enable_shared_from_this<Connection>, private Sess
  private:
   enum class Phase { kStarting, kWaitingCommand, kBusy, kClosing };
 
+  net::awaitable<void> converse();
   net::awaitable<void> watchdog();
   net::awaitable<bool> read_more();
   net::awaitable<bool> flush();
@@ -44,7 +46,10 @@ class Connection : public std::enable_shared_from_this<Connection>, private Sess
   net::awaitable<bool> start_tls();
   net::awaitable<Step> verify_credentials();
   net::awaitable<Step> commit();
+  net::awaitable<Step> store_part();
+  void discard_abandoned();
   void touch();
+  void set_read_deadline(bool in_message);
 
   // SessionObserver
   void received(std::string_view line) override;
@@ -61,6 +66,7 @@ class Connection : public std::enable_shared_from_this<Connection>, private Sess
   std::string out_;
   asio::steady_timer timer_;
   std::chrono::steady_clock::time_point deadline_;
+  std::optional<std::chrono::steady_clock::time_point> message_deadline_;
   Phase phase_ = Phase::kStarting;
   bool timed_out_ = false;
   bool io_pending_ = false;  // a read, write or handshake is waiting on the peer

@@ -75,7 +75,13 @@ net::awaitable<void> ControlSocket::serve(stream_protocol::socket socket) {
   auto [ec, n] = co_await asio::async_read_until(socket, buffer, '\n', net::use_tuple);
   if (ec) co_return;
   std::string line(asio::buffers_begin(buffer.data()), asio::buffers_begin(buffer.data()) + n - 1);
-  std::string answer = co_await execute(std::string(util::trim(line))) + "\n";
+  std::string answer;
+  try {
+    answer = co_await execute(std::string(util::trim(line)));
+  } catch (const std::exception& e) {  // one failed request, never the server
+    answer = std::string("error: ") + e.what();
+  }
+  answer += "\n";
   co_await asio::async_write(socket, asio::buffer(answer), net::use_tuple);
 }
 
@@ -83,10 +89,10 @@ net::awaitable<std::string> ControlSocket::execute(const std::string& line) {
   auto words = util::split(line, ' ');
   if (words.size() == 1 && words[0] == "ping") co_return "ok: pong";
   if (words.size() != 2) co_return "error: expected \"retry|delete|bounce ID\"";
-  if (words[0] == "retry" && words[1] == "all") co_return scheduler_.retry(std::nullopt);
+  if (words[0] == "retry" && words[1] == "all") co_return co_await scheduler_.retry(std::nullopt);
   auto id = util::parse_uint(words[1]);
   if (!id) co_return "error: \"" + std::string(words[1]) + "\" is not an InternalId";
-  if (words[0] == "retry") co_return scheduler_.retry(*id);
+  if (words[0] == "retry") co_return co_await scheduler_.retry(*id);
   if (words[0] == "delete") co_return co_await scheduler_.remove(*id);
   if (words[0] == "bounce") co_return co_await scheduler_.bounce(*id);
   co_return "error: unknown action \"" + std::string(words[0]) + "\"";
@@ -105,7 +111,8 @@ std::optional<std::string> control_request(const std::filesystem::path& path,
   std::size_t n = asio::read_until(socket, buffer, '\n', ec);
   if (ec && n == 0) return std::nullopt;
   if (n == 0) return std::nullopt;
-  std::string answer(asio::buffers_begin(buffer.data()), asio::buffers_begin(buffer.data()) + n - 1);
+  std::string answer(asio::buffers_begin(buffer.data()),
+                     asio::buffers_begin(buffer.data()) + n - 1);
   return std::string(util::trim(answer));
 }
 

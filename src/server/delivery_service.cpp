@@ -9,6 +9,7 @@
 #include "delivery/destination_pool.h"
 #include "delivery/dispatcher.h"
 #include "dns/resolver_cares.h"
+#include "net/event_loop.h"
 #include "queue/scheduler.h"
 #include "server/control_socket.h"
 #include "tls/context.h"
@@ -48,7 +49,7 @@ void DeliveryService::start() {
   control_->start();
   thread_ = std::thread([this] {
     auto work = asio::make_work_guard(*loop_);
-    loop_->run();
+    net::run_event_loop(*loop_, "delivery loop");
   });
 }
 

@@ -18,6 +18,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "net/event_loop.h"
 #include "server/connection.h"
 #include "smtp/replies.h"
 #include "tls/context.h"
@@ -206,12 +207,12 @@ int Server::run() {
   for (auto& loop : loops_) work.push_back(asio::make_work_guard(*loop));
   std::vector<std::thread> threads;
   for (std::size_t i = 1; i < loops_.size(); ++i)
-    threads.emplace_back([this, i] { loops_[i]->run(); });
+    threads.emplace_back([this, i] { net::run_event_loop(*loops_[i], "event loop"); });
   delivery_->start();
   std::fprintf(stderr, "tern: ready (%zu event loops, spool %s, %zu queued)\n", loops_.size(),
                config_.spool.path.c_str(), delivery_->loaded());
   std::fflush(stderr);
-  loops_[0]->run();
+  net::run_event_loop(*loops_[0], "event loop");
   for (auto& t : threads) t.join();
   signals.cancel();
   delivery_->stop(kDeliveryGrace);

@@ -113,11 +113,20 @@ Step Session::answer(Reply reply, Action action) {
 }
 
 void Session::reset_transaction() {
+  if (tx_.parts > 0) abandoned_.push_back(tx_.id);
   tx_ = Transaction{};
   decoder_.reset();
   chunk_remaining_ = 0;
   chunk_last_ = false;
   chunk_error_.reset();
+}
+
+std::vector<std::uint64_t> Session::take_abandoned() {
+  return std::exchange(abandoned_, {});
+}
+
+void Session::connection_closed() {
+  reset_transaction();
 }
 
 bool Session::may_relay() const {

@@ -23,6 +23,7 @@
 #include "smtp/address.h"
 #include "smtp/command.h"
 #include "smtp/data_stream.h"
+#include "smtp/headers.h"
 #include "smtp/input_buffer.h"
 #include "smtp/params.h"
 #include "smtp/reply.h"
@@ -55,7 +56,17 @@ struct SessionEnv {
   SessionObserver* observer = nullptr;
 };
 
-enum class Action { kContinue, kNeedInput, kCommit, kStartTls, kVerifyCredentials, kClose };
+// kStore: the message read so far is large; write it to the spool
+// (take_part(), then part_stored()) before reading more, so that memory per
+// connection stays bounded (SPEC §4 Robustness).
+enum class Action { kContinue, kNeedInput, kCommit, kStore, kStartTls, kVerifyCredentials, kClose };
+
+// A piece of the message being received, to be written with Spool::store_part.
+struct MessagePart {
+  std::uint64_t id = 0;
+  std::uint32_t seq = 0;
+  std::string bytes;
+};
 
 struct Step {
   std::optional<smtp::Reply> reply;
@@ -72,6 +83,14 @@ class Session {
   // After Action::kCommit: the message to make durable, then its outcome.
   queue::NewMessage take_message();
   Step committed(const queue::CommitResult& result);
+  // After Action::kStore: the part to write, then how it went.
+  MessagePart take_part();
+  Step part_stored(const queue::CommitResult& result);
+  // Messages whose stored parts will never be committed (RSET, a refused or
+  // abandoned message, the connection's end): the caller discards them.
+  std::vector<std::uint64_t> take_abandoned();
+  // The connection is closing: whatever was stored for an open message is abandoned.
+  void connection_closed();
   // After Action::kStartTls, once the handshake succeeded (RFC 3207 §4.2:
   // forget everything, the client must say EHLO again). description names the
   // protocol and cipher for the Received: header.
@@ -79,6 +98,8 @@ class Session {
 
   smtp::Reply timed_out() const;
   bool reading_message() const { return mode_ == Mode::kData || mode_ == Mode::kChunk; }
+  // A message is being received: DATA, or BDAT chunks until the LAST one.
+  bool message_open() const { return reading_message() || tx_.chunking; }
   bool tls_active() const { return env_.tls_active; }
   const std::string& authenticated_user() const { return auth_user_; }
   std::uint32_t messages_accepted() const { return messages_accepted_; }
@@ -97,9 +118,15 @@ class Session {
     smtp::Address sender;
     smtp::MailParams params;
     std::vector<queue::Recipient> recipients;
-    std::string content;
-    bool chunking = false;  // BDAT used in this transaction
+    std::string content;   // what has not been stored as a part yet
+    std::uint64_t id = 0;  // InternalId, taken when the first part is stored
+    std::uint32_t parts = 0;
+    std::uint64_t stored = 0;  // octets already in stored parts
+    std::optional<queue::SpoolStatus> store_failed;
+    std::optional<smtp::HeaderScan> headers;  // scanned before the first part is stored
+    bool chunking = false;                    // BDAT used in this transaction
     bool too_big = false;
+    std::uint64_t size() const { return stored + content.size(); }
   };
 
   // session.cpp
@@ -127,6 +154,7 @@ class Session {
   Step read_data(smtp::InputBuffer& in);
   Step read_chunk(smtp::InputBuffer& in);
   Step finish_message();
+  bool should_store() const;
   std::string received_header(std::uint64_t id) const;
 
   // session_auth.cpp
@@ -154,6 +182,7 @@ class Session {
   std::uint32_t auth_failures_ = 0;
   std::uint32_t messages_accepted_ = 0;
   std::optional<SaslExchange> sasl_;
+  std::vector<std::uint64_t> abandoned_;
 };
 
 }  // namespace tern::server

@@ -18,6 +18,12 @@ namespace replies = smtp::replies;
 namespace {
 // A message that has passed this many hops is looping (Postfix's hopcount_limit).
 constexpr std::size_t kMaxReceivedHeaders = 50;
+// A message bigger than this goes to the spool in parts of about this size as
+// it arrives, so a connection holds at most one part (SPEC §4 Robustness).
+constexpr std::size_t kPartSize = 256 * 1024;
+constexpr std::size_t kMaxMessageIdLength = 998;
+// The Message-ID echoed in the 250 reply: printable ASCII, bounded.
+constexpr std::size_t kMaxEchoedMessageId = 200;
 
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -35,10 +41,38 @@ Step Session::cmd_data(std::string_view arg) {
   return answer(replies::kStartMailInput);
 }
 
+bool Session::should_store() const {
+  return tx_.content.size() >= kPartSize && !tx_.too_big && !tx_.store_failed;
+}
+
+MessagePart Session::take_part() {
+  if (tx_.id == 0) tx_.id = env_.spool->next_id();
+  if (!tx_.headers) tx_.headers = smtp::scan_headers(tx_.content);
+  MessagePart part{tx_.id, ++tx_.parts, std::move(tx_.content)};
+  tx_.stored += part.bytes.size();
+  tx_.content = std::string();
+  return part;
+}
+
+Step Session::part_stored(const queue::CommitResult& result) {
+  if (result.status != queue::SpoolStatus::kOk) {
+    // The rest of the message is still read (to stay in step with the client)
+    // but dropped; the reply at its end says why.
+    tx_.store_failed = result.status;
+    tx_.content.clear();
+    if (env_.observer) env_.observer->info("spool refused a part of the message: " + result.error);
+  }
+  return {std::nullopt, Action::kContinue};
+}
+
 Step Session::read_data(InputBuffer& in) {
   std::size_t used = decoder_->feed(in.data(), tx_.content);
   in.consume(used);
-  if (!decoder_->done()) return {std::nullopt, Action::kNeedInput};
+  if (tx_.store_failed) tx_.content.clear();
+  if (!decoder_->done()) {
+    if (should_store()) return {std::nullopt, Action::kStore};
+    return {std::nullopt, Action::kNeedInput};
+  }
   mode_ = Mode::kCommand;
   if (env_.observer) env_.observer->info(std::to_string(decoder_->size()) + " octets of DATA");
   if (decoder_->too_big()) {
@@ -48,6 +82,11 @@ Step Session::read_data(InputBuffer& in) {
   if (decoder_->line_too_long()) {
     reset_transaction();
     return answer(replies::kDataLineTooLong);
+  }
+  if (tx_.store_failed) {
+    bool no_space = *tx_.store_failed == queue::SpoolStatus::kNoSpace;
+    reset_transaction();
+    return answer(no_space ? replies::kInsufficientStorage : replies::kLocalError);
   }
   return finish_message();
 }
@@ -65,9 +104,11 @@ Step Session::cmd_bdat(std::string_view arg) {
   chunk_last_ = words.size() == 2;
   mode_ = Mode::kChunk;
   // The chunk is read in any case (RFC 3030 §3); an error is answered after it.
+  // RFC 3030 §3 with checked arithmetic: a size near 2^64 must not wrap the sum.
+  std::uint64_t limit = env_.listener->max_message_size;
   if (!tx_.active || tx_.recipients.empty()) {
     chunk_error_ = replies::kBadSequence;
-  } else if (tx_.too_big || tx_.content.size() + *size > env_.listener->max_message_size) {
+  } else if (tx_.too_big || *size > limit || tx_.size() > limit - *size) {
     tx_.too_big = true;
     chunk_error_ = replies::kMessageTooBig;
   }
@@ -78,9 +119,10 @@ Step Session::cmd_bdat(std::string_view arg) {
 Step Session::read_chunk(InputBuffer& in) {
   std::string_view data = in.data();
   std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk_remaining_, data.size()));
-  if (!chunk_error_) tx_.content.append(data.substr(0, n));
+  if (!chunk_error_ && !tx_.store_failed) tx_.content.append(data.substr(0, n));
   in.consume(n);
   chunk_remaining_ -= n;
+  if (should_store()) return {std::nullopt, Action::kStore};
   if (chunk_remaining_ > 0) return {std::nullopt, Action::kNeedInput};
   mode_ = Mode::kCommand;
   if (chunk_error_) {
@@ -88,6 +130,11 @@ Step Session::read_chunk(InputBuffer& in) {
     chunk_error_.reset();
     if (chunk_last_ && tx_.too_big) reset_transaction();
     return answer(error);
+  }
+  if (tx_.store_failed) {  // the transaction cannot succeed: end it now (RFC 3030 §2)
+    bool no_space = *tx_.store_failed == queue::SpoolStatus::kNoSpace;
+    reset_transaction();
+    return answer(no_space ? replies::kInsufficientStorage : replies::kLocalError);
   }
   if (!chunk_last_) return answer(replies::chunk_received(chunk_size_));
   return finish_message();
@@ -108,17 +155,19 @@ std::string Session::received_header(std::uint64_t id) const {
 }
 
 Step Session::finish_message() {
-  auto scan = smtp::scan_headers(tx_.content);
+  auto scan = tx_.headers ? *tx_.headers : smtp::scan_headers(tx_.content);
   if (scan.received_count >= kMaxReceivedHeaders) {
     reset_transaction();
     return answer(replies::kRoutingLoop);
   }
   pending_ = queue::NewMessage{};
   auto& e = pending_.envelope;
-  e.id = env_.spool->next_id();
+  e.id = tx_.id ? tx_.id : env_.spool->next_id();
+  pending_.parts = tx_.parts;
   pending_.prefix = received_header(e.id);
   if (scan.message_id) {
-    e.message_id = *scan.message_id;
+    // Kept as sent (bytes), but no longer than a header line may be (RFC 5322 §2.1.1).
+    e.message_id = scan.message_id->substr(0, kMaxMessageIdLength);
   } else {
     e.message_id = "<" + util::random_uuid() + "@" + env_.config->hostname + ">";
     pending_.prefix += "Message-ID: " + e.message_id + "\r\n";
@@ -134,7 +183,7 @@ Step Session::finish_message() {
   e.client_helo = helo_;
   e.listener = env_.listener->name;
   e.auth_user = auth_user_;
-  e.size = pending_.prefix.size() + tx_.content.size();
+  e.size = pending_.prefix.size() + tx_.size();
   pending_.content = std::move(tx_.content);
   return {std::nullopt, Action::kCommit};
 }
@@ -149,11 +198,13 @@ Step Session::committed(const queue::CommitResult& result) {
   std::string message_id = std::move(committing_message_id_);
   std::uint64_t id = committing_id_;
   pending_ = queue::NewMessage{};
+  if (result.status == queue::SpoolStatus::kOk) tx_.parts = 0;  // theirs now: not abandoned
   reset_transaction();
   switch (result.status) {
     case queue::SpoolStatus::kOk:
       ++messages_accepted_;
-      return answer(replies::queued(message_id, id, env_.config->hostname));
+      return answer(replies::queued(util::printable(message_id, kMaxEchoedMessageId), id,
+                                    env_.config->hostname));
     case queue::SpoolStatus::kNoSpace:
       return answer(replies::kInsufficientStorage);
     case queue::SpoolStatus::kError:

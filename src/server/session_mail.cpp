@@ -17,6 +17,7 @@ Step Session::cmd_mail(std::string_view arg) {
     return answer(replies::kNotAuthenticated);
   if (!util::istarts_with(arg, "FROM:")) return answer(replies::kSyntaxError);
   auto path = smtp::parse_path(arg.substr(5), true);
+  if (path.status == PathStatus::kBadUtf8) return answer(replies::kSenderNotUtf8);
   if (path.status != PathStatus::kOk || path.bare_postmaster)
     return answer(replies::kInvalidSender);
   auto params = smtp::parse_mail_params(path.rest, auth_offered());
@@ -41,6 +42,7 @@ Step Session::cmd_rcpt(std::string_view arg) {
   if (!tx_.active) return answer(replies::kBadSequence);
   if (!util::istarts_with(arg, "TO:")) return answer(replies::kSyntaxError);
   auto path = smtp::parse_path(arg.substr(3), tx_.params.smtputf8);
+  if (path.status == PathStatus::kBadUtf8) return answer(replies::kRecipientNotUtf8);
   if (path.status == PathStatus::kNeedsUtf8) return answer(replies::kUtf8NotDeclared);
   if (path.status != PathStatus::kOk || path.null_path) return answer(replies::kInvalidRecipient);
   auto params = smtp::parse_rcpt_params(path.rest);

@@ -166,6 +166,10 @@ ParsedPath parse_path(std::string_view text, bool utf8) {
     out.status = PathStatus::kTooLong;
     return out;
   }
+  if (!util::is_valid_utf8(path)) {
+    out.status = PathStatus::kBadUtf8;
+    return out;
+  }
   if (path.empty()) {
     out.null_path = true;
     out.status = PathStatus::kOk;

@@ -28,7 +28,9 @@ constexpr std::size_t kMaxLocalPart = 64;
 constexpr std::size_t kMaxDomain = 255;
 constexpr std::size_t kMaxPath = 256;
 
-enum class PathStatus { kOk, kSyntax, kTooLong, kNeedsUtf8 };
+// kBadUtf8: non-ASCII octets that are not well-formed UTF-8 (RFC 6531 §3.3
+// allows only UTF-8 in addresses).
+enum class PathStatus { kOk, kSyntax, kTooLong, kNeedsUtf8, kBadUtf8 };
 
 struct ParsedPath {
   PathStatus status = PathStatus::kSyntax;

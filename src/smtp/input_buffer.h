@@ -26,6 +26,8 @@ class InputBuffer {
 
   std::string_view data() const { return {buf_.data() + begin_, end_ - begin_}; }
   bool empty() const { return begin_ == end_; }
+  // Part of a line has arrived (buffered, or dropped because it is too long).
+  bool line_started() const { return begin_ != end_ || skipping_; }
   void consume(std::size_t n);
   // Drops everything buffered (bytes pipelined after STARTTLS, RFC 3207 §4.2).
   void clear();

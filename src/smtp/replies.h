@@ -43,6 +43,8 @@ inline const Reply kSendAsDenied{550, "5.7.60",
                                  "Client does not have permissions to send as this sender"};
 inline const Reply kUtf8NotDeclared{553, "5.6.7",
                                     "Non-ASCII address requires the SMTPUTF8 parameter"};
+inline const Reply kSenderNotUtf8{553, "5.1.7", "Invalid address: not valid UTF-8"};
+inline const Reply kRecipientNotUtf8{553, "5.1.3", "Invalid address: not valid UTF-8"};
 
 // RCPT
 inline const Reply kRecipientOk{250, "2.1.5", "Recipient OK"};

@@ -1,5 +1,6 @@
 #include "util/text.h"
 
+#include <algorithm>
 #include <charconv>
 #include <limits>
 
@@ -107,21 +108,100 @@ std::optional<std::uint64_t> parse_size(std::string_view s) {
   return std::nullopt;
 }
 
-std::string printable(std::string_view s, std::size_t max) {
+std::size_t utf8_sequence_length(std::string_view s) {
+  if (s.empty()) return 0;
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  unsigned char c = p[0];
+  if (c < 0x80) return 1;
+  // RFC 3629 §4: the lead byte fixes the length and the range of the second byte.
+  std::size_t len = 0;
+  unsigned char lo = 0x80, hi = 0xbf;
+  if (c >= 0xc2 && c <= 0xdf) {
+    len = 2;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    len = 3;
+    if (c == 0xe0) lo = 0xa0;
+    if (c == 0xed) hi = 0x9f;  // no surrogates
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    len = 4;
+    if (c == 0xf0) lo = 0x90;
+    if (c == 0xf4) hi = 0x8f;  // nothing above U+10FFFF
+  } else {
+    return 0;
+  }
+  if (s.size() < len) return 0;
+  if (p[1] < lo || p[1] > hi) return 0;
+  for (std::size_t i = 2; i < len; ++i)
+    if (p[i] < 0x80 || p[i] > 0xbf) return 0;
+  return len;
+}
+
+bool is_valid_utf8(std::string_view s) {
+  while (!s.empty()) {
+    std::size_t len = utf8_sequence_length(s);
+    if (len == 0) return false;
+    s.remove_prefix(len);
+  }
+  return true;
+}
+
+namespace {
+
+// The code point of a well-formed sequence of len bytes.
+char32_t decode_utf8(std::string_view s, std::size_t len) {
+  auto b = [&](std::size_t i) { return static_cast<char32_t>(static_cast<unsigned char>(s[i])); };
+  if (len == 1) return b(0);
+  if (len == 2) return ((b(0) & 0x1f) << 6) | (b(1) & 0x3f);
+  if (len == 3) return ((b(0) & 0x0f) << 12) | ((b(1) & 0x3f) << 6) | (b(2) & 0x3f);
+  return ((b(0) & 0x07) << 18) | ((b(1) & 0x3f) << 12) | ((b(2) & 0x3f) << 6) | (b(3) & 0x3f);
+}
+
+// Characters a terminal acts on instead of showing, or that break or reorder
+// a line: C0 and C1 controls, DEL, LINE/PARAGRAPH SEPARATOR, and the bidi
+// embeddings, overrides and isolates ("Trojan Source", CVE-2021-42574).
+bool acts_on_terminal(char32_t c) {
+  return c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0x2028 || c == 0x2029 ||
+         (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
+}
+
+bool kept(char32_t c, std::size_t len, Keep keep) {
+  if (c == '\\') return false;
+  switch (keep) {
+    case Keep::kJson:
+      return true;
+    case Keep::kAscii:
+      return len == 1 && !acts_on_terminal(c);
+    case Keep::kUtf8:
+      return !acts_on_terminal(c);
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string printable(std::string_view s, std::size_t max, Keep keep) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
-  for (unsigned char c : s) {
+  out.reserve(std::min(s.size(), max) + 8);
+  while (!s.empty()) {
     if (out.size() >= max) {
       out += "...";
       break;
     }
-    if (c < 0x20 || c > 0x7e || c == '\\') {
+    std::size_t len = utf8_sequence_length(s);
+    if (len != 0 && kept(decode_utf8(s, len), len, keep)) {
+      out.append(s.substr(0, len));
+      s.remove_prefix(len);
+      continue;
+    }
+    // Not kept: each byte of the character (or the one invalid byte) as \xNN.
+    for (std::size_t i = 0; i < std::max<std::size_t>(len, 1); ++i) {
+      auto c = static_cast<unsigned char>(s[i]);
       out += "\\x";
       out += kHex[c >> 4];
       out += kHex[c & 15];
-    } else {
-      out += char(c);
     }
+    s.remove_prefix(std::max<std::size_t>(len, 1));
   }
   return out;
 }

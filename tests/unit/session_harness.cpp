@@ -60,12 +60,16 @@ std::string SessionHarness::feed(std::string_view bytes) {
         queue::CommitResult result;
         spool_.commit(session_->take_message(), [&](queue::CommitResult r) { result = r; });
         step = session_->committed(result);
+      } else if (step.action == server::Action::kStore) {
+        auto part = session_->take_part();
+        step = session_->part_stored(spool_.store_part(part.id, part.seq, part.bytes));
       } else if (step.action == server::Action::kVerifyCredentials) {
         step = session_->credentials_verified(session_->verify_credentials());
       } else {
         break;
       }
     }
+    if (!session_->take_abandoned().empty()) ++abandoned_;
     if (step.action == server::Action::kNeedInput) break;
     if (step.action == server::Action::kClose) closed_ = true;
     if (step.action == server::Action::kStartTls) {

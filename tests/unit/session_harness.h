@@ -33,6 +33,8 @@ class SessionHarness {
   std::string send_message(std::string_view from, std::string_view to, std::string_view content);
 
   bool closed() const { return closed_; }
+  // How many times the session handed back stored parts to discard.
+  int abandoned() const { return abandoned_; }
   bool starttls_requested() const { return starttls_; }
   server::Session& session() { return *session_; }
   queue::MemorySpool& spool() { return spool_; }
@@ -49,6 +51,7 @@ class SessionHarness {
   std::unique_ptr<server::Session> session_;
   smtp::InputBuffer in_;
   bool closed_ = false;
+  int abandoned_ = 0;
   bool starttls_ = false;
 };
 

@@ -58,7 +58,16 @@ const PathCase kPaths[] = {
     {"<kate>", PathStatus::kSyntax, ""},
     {"", PathStatus::kSyntax, ""},
     {"<kåte@fabrikam.com>", PathStatus::kNeedsUtf8, ""},
+    {"<k\xffte@fabrikam.com>", PathStatus::kBadUtf8, ""},
+    {"<kate@fabrik\xc3m.com>", PathStatus::kBadUtf8, ""},
+    {"<k\xc0\xafte@fabrikam.com>", PathStatus::kBadUtf8, ""},
 };
+
+TEST(Path, Utf8AddressesMustBeWellFormed) {
+  EXPECT_EQ(parse_path("<k\xc3\xa5te@fabrikam.com>", true).status, PathStatus::kOk);
+  EXPECT_EQ(parse_path("<k\xe5te@fabrikam.com>", true).status, PathStatus::kBadUtf8);
+  EXPECT_EQ(parse_path("<kate@\xed\xa0\x80.com>", true).status, PathStatus::kBadUtf8);
+}
 
 TEST(Path, Table) {
   for (const auto& c : kPaths) {
