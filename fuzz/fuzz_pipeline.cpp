@@ -10,7 +10,8 @@
 //   F  session flags: 1 AUTH offered, 2 AUTH before TLS, 4 require TLS,
 //      8 no room in the spool, 16 client in the relay network, 32 STARTTLS
 //      offered, 64 the spool fails a commit, 128 TLS from the start
-//   C  the client bytes arrive in pieces of C|1 octets
+//   C  the client bytes arrive in pieces of C|1 octets; in them "@@x" N A B
+//      stands for A B repeated N × 2048 times (a large message, a long line)
 //   P  the next hop's EHLO keywords: 1 DSN, 2 SMTPUTF8, 4 8BITMIME,
 //      8 BINARYMIME, 16 CHUNKING, 32 SIZE 1000, 64 PIPELINING; 128 delay
 //      notices due at once. The content goes out after DATA in pieces of
@@ -108,7 +109,7 @@ const config::Config& pipeline_config() {
     c.relay_networks.push_back(*util::Cidr::parse("198.51.100.0/24"));
     config::Listener l;
     l.name = "fuzz";
-    l.max_message_size = 65536;
+    l.max_message_size = 600 * 1024;  // larger than a part, smaller than "@@x" can make
     l.max_recipients = 100;
     l.command_timeout_ms = 1000;
     c.listeners.push_back(l);
@@ -271,6 +272,7 @@ void converse(server::Session& session, std::string_view bytes, std::uint8_t chu
     for (int guard = 0; open && guard < 100000; ++guard) {
       server::Step step = session.process(in);
       for (;;) {
+        if (step.reply) trace("session: %s", step.reply->summary().c_str());
         if (step.action == server::Action::kCommit) {
           if (std::exchange(fail_once, false)) spool.memory.fail_next = queue::SpoolStatus::kError;
           queue::CommitResult result;
