@@ -1,12 +1,13 @@
-// Invariants shared by the fuzz targets: what tern sends to a next hop is
-// clean SMTP. A finding prints what broke and aborts, so libFuzzer keeps the
-// input. Command lines end in their one CR LF (no injected commands); DATA
-// content has only CR LF line ends and ends exactly at its CR LF "." CR LF
-// (RFC 5321 §2.3.8, §4.5.2; SPEC §4: a bare CR or LF never goes to a next hop).
+// What the fuzz targets share: the "@@x" repeat in their inputs, and the
+// invariants of what tern sends to a next hop. A finding prints what broke and
+// aborts, so libFuzzer keeps the input. Command lines end in their one CR LF (no injected
+// commands); DATA content has only CR LF line ends and ends exactly at its CR LF "." CR LF (RFC
+// 5321 §2.3.8, §4.5.2; SPEC §4: a bare CR or LF never goes to a next hop).
 #pragma once
 
 #include <algorithm>
 #include <cstdarg>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -44,6 +45,25 @@ struct IgnoredFinding {};
   }
   std::fprintf(stderr, "FINDING: %s\n", text);
   std::abort();
+}
+
+// bytes with each "@@x" N L P (P being L octets) replaced by P repeated N ×
+// unit times, the whole at most limit octets: a short input can stand for a
+// large message, a long line or an endless reply.
+inline std::string expand(std::string_view bytes, std::size_t unit, std::size_t limit) {
+  std::string out;
+  for (std::size_t i = 0; i < bytes.size();) {
+    std::size_t len = i + 5 <= bytes.size() ? static_cast<std::uint8_t>(bytes[i + 4]) : 0;
+    if (bytes.substr(i, 3) == "@@x" && len > 0 && i + 5 + len <= bytes.size()) {
+      std::size_t n = static_cast<std::uint8_t>(bytes[i + 3]) * unit;
+      auto pattern = bytes.substr(i + 5, len);
+      for (std::size_t k = 0; k < n && out.size() + len <= limit; ++k) out += pattern;
+      i += 5 + len;
+    } else {
+      out += bytes[i++];
+    }
+  }
+  return out;
 }
 
 // Where text has a CR not followed by LF or an LF not after a CR; npos if nowhere.

@@ -10,8 +10,9 @@
 //   F  session flags: 1 AUTH offered, 2 AUTH before TLS, 4 require TLS,
 //      8 no room in the spool, 16 client in the relay network, 32 STARTTLS
 //      offered, 64 the spool fails a commit, 128 TLS from the start
-//   C  the client bytes arrive in pieces of C|1 octets; in them "@@x" N A B
-//      stands for A B repeated N × 2048 times (a large message, a long line)
+//   C  the client bytes arrive in pieces of C|1 octets; in them "@@x" N L P
+//      (P being L octets) stands for P repeated N × 2048 times, 1 MB at most
+//      (a large message, a long line)
 //   P  the next hop's EHLO keywords: 1 DSN, 2 SMTPUTF8, 4 8BITMIME,
 //      8 BINARYMIME, 16 CHUNKING, 32 SIZE 1000, 64 PIPELINING; 128 delay
 //      notices due at once. The content goes out after DATA in pieces of
@@ -231,22 +232,6 @@ class EncodingSpool final : public queue::Spool {
 
 // --- the client side: a Session as server/connection.cpp drives it --------
 
-// The client's bytes with each "@@x" N A B replaced by A B repeated N × 2048
-// times, so that a short input can send a large message or an endless line.
-std::string expand(std::string_view bytes) {
-  std::string out;
-  for (std::size_t i = 0; i < bytes.size();) {
-    if (bytes.substr(i, 3) == "@@x" && i + 6 <= bytes.size()) {
-      std::size_t n = std::uint8_t(bytes[i + 3]) * std::size_t{2048};
-      for (std::size_t k = 0; k < n; ++k) out += bytes.substr(i + 4, 2);
-      i += 6;
-    } else {
-      out += bytes[i++];
-    }
-  }
-  return out;
-}
-
 // Parts of messages that will never be committed, dropped as
 // Connection::discard_abandoned does.
 void discard_abandoned(server::Session& session, EncodingSpool& spool) {
@@ -319,7 +304,7 @@ void run_session(std::uint8_t flags, std::uint8_t chunk, std::string_view bytes,
   env.tls_active = flags & 128;
   server::Session session(env);
   try {
-    converse(session, expand(bytes), chunk, flags & 64, spool);
+    converse(session, fuzz::expand(bytes, 2048, 1 << 20), chunk, flags & 64, spool);
   } catch (const std::exception& e) {
     // Connection::run catches it and ends this connection with 421.
     if (strict()) finding("the session threw (its connection ends): %s", e.what());
