@@ -11,15 +11,17 @@ PYTHON=/usr/bin/python3
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 passed=0
 failed=0
+skipped=0
 status=0
 
-count() {  # count SUITE PASSED FAILED EXIT
-  local suite=$1 p=${2:-0} f=${3:-0} rc=$4
+count() {  # count SUITE PASSED FAILED EXIT [SKIPPED]
+  local suite=$1 p=${2:-0} f=${3:-0} rc=$4 s=${5:-0}
   if [[ $rc -ne 0 && $f -eq 0 ]]; then f=1; fi  # a crash before any count still fails
   passed=$((passed + p))
   failed=$((failed + f))
+  skipped=$((skipped + s))
   [[ $rc -eq 0 ]] || status=1
-  echo "== $suite: $p passed, $f failed"
+  echo "== $suite: $p passed, $f failed, $s skipped"
 }
 
 echo "== unit tests (ASan + UBSan)"
@@ -35,7 +37,8 @@ for binary in build/tern build-asan/tern; do
   echo "$out" | tail -15
   p=$(echo "$out" | grep -Eo '[0-9]+ passed' | tail -1 | grep -Eo '[0-9]+')
   f=$(echo "$out" | grep -Eo '[0-9]+ (failed|error)' | awk '{s+=$1} END {print s+0}')
-  count "integration ($binary)" "${p:-0}" "${f:-0}" $rc
+  s=$(echo "$out" | grep -Eo '[0-9]+ skipped' | tail -1 | grep -Eo '[0-9]+')
+  count "integration ($binary)" "${p:-0}" "${f:-0}" $rc "${s:-0}"
 done
 
 echo "== fuzzers, ${FUZZ_SECONDS}s each"
@@ -46,5 +49,5 @@ f=$(echo "$out" | grep -c 'FAILED')
 count fuzz "$p" "$f" $rc
 
 echo
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 exit $status

@@ -208,11 +208,14 @@ net::awaitable<Step> Connection::verify_credentials() {
 // connection waits (and reads nothing more): the backpressure that bounds memory.
 net::awaitable<Step> Connection::store_part() {
   MessagePart part = session_->take_part();
+  // Only trivially copyable captures: GCC 12 mishandles a lambda temporary
+  // owning a std::string inside a co_await expression.
   queue::Spool* spool = &server_.spool();
+  const MessagePart* p = &part;
   auto result = co_await asio::co_spawn(
       server_.blocking_pool(),
-      [spool, part = std::move(part)]() -> net::awaitable<queue::CommitResult> {
-        co_return spool->store_part(part.id, part.seq, part.bytes);
+      [spool, p]() -> net::awaitable<queue::CommitResult> {
+        co_return spool->store_part(p->id, p->seq, p->bytes);
       },
       asio::use_awaitable);
   co_return session_->part_stored(result);

@@ -59,11 +59,13 @@ class TernServer:
         self.ports = {}
         self.stderr_lines = []
 
-    def start(self, timeout=20):
+    def start(self, timeout=20, env=None):
+        """env: extra environment variables for this start only."""
         self.ports = {}
         self.stderr_lines = []
         self.proc = subprocess.Popen([TERN, "serve", "--config", str(self.config)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                     env={**os.environ, **(env or {})})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             line = self.proc.stderr.readline()
@@ -111,6 +113,12 @@ class TernServer:
 
     def log_text(self, prefix):
         return "".join(p.read_text() for p in sorted((self.folder / "log").glob(prefix + "*.log")))
+
+
+def sanitized():
+    """True when TERN is an AddressSanitizer build (its memory use is larger)."""
+    out = subprocess.run([TERN, "version"], capture_output=True, text=True, timeout=30)
+    return "AddressSanitizer" in out.stdout
 
 
 class Client:

@@ -5,15 +5,31 @@ slow clients (slowloris) that must not hold a slot while others are served.
 
 After each, the server still answers, and what it queued survives a restart and
 reads back as JSON."""
+import select
 import socket
 import threading
 import time
 
 import pytest
 
-from ternlib import Client
+from ternlib import Client, sanitized
 
-RSS_BOUND_KB = 256 * 1024
+# SPEC §4: memory per connection is bounded. AddressSanitizer adds redzones,
+# shadow memory and a quarantine of freed blocks (kept small for these tests),
+# so its builds get twice the room; an unbounded buffer still fails both.
+SANITIZED = sanitized()
+SCALE = 2 if SANITIZED else 1
+RSS_BOUND_KB = 256 * 1024 * SCALE
+SMALL_QUARANTINE = {"ASAN_OPTIONS": "quarantine_size_mb=4:detect_leaks=0"}
+
+
+@pytest.fixture
+def lean_server(make_server):
+    """A server whose sanitizer build (if it is one) keeps little freed memory."""
+    def make(listeners=(("default", ""),)):
+        server = make_server(listeners=listeners, start=False)
+        return server.start(env=SMALL_QUARANTINE)
+    return make
 
 
 def peak_rss_kb(server):
@@ -66,10 +82,9 @@ def test_the_seed_crash_a_non_utf8_message_id_is_queued(server):
 def test_invalid_utf8_in_every_envelope_place(server):
     with Client(server.port) as c:
         c.reply()
-        assert c.cmd("EHLO cont\udcffoso.com".encode("utf-8", "surrogateescape").decode("latin-1")
-                     if False else "EHLO x") .startswith("250")
         c.send(b"EHLO con\xfftoso.com\r\n")
         assert c.reply() == "501 5.5.4 Invalid domain name"
+        assert c.cmd("EHLO contoso.com").startswith("250")
         c.send(b"MAIL FROM:<chr\xffis@contoso.com> SMTPUTF8\r\n")
         assert c.reply() == "553 5.1.7 Invalid address: not valid UTF-8"
         c.send(b"MAIL FROM:<chr\xc3\xa9s@contoso.com> SMTPUTF8 ENVID=a+FF+00b RET=HDRS\r\n")
@@ -114,7 +129,8 @@ def test_nul_and_control_bytes_in_commands(server):
     still_serves(server)
 
 
-def test_bdat_near_two_to_the_64_is_refused_and_costs_no_memory(server):
+def test_bdat_near_two_to_the_64_is_refused_and_costs_no_memory(lean_server):
+    server = lean_server()
     before = rss_kb(server)
     with Client(server.port) as c:
         c.reply()
@@ -127,13 +143,14 @@ def test_bdat_near_two_to_the_64_is_refused_and_costs_no_memory(server):
         block = b"x" * (1 << 20)
         for _ in range(64):  # 64 MB of a chunk that can never fit
             c.send(block)
-        assert rss_kb(server) - before < 48 * 1024
+        assert rss_kb(server) - before < 48 * 1024 * SCALE
     still_serves(server)
     assert server.queue_json() == [] or all(
         m["recipients"] for m in server.queue_json())
 
 
-def test_a_100_mb_line_is_refused_in_bounded_memory(server):
+def test_a_100_mb_line_is_refused_in_bounded_memory(lean_server):
+    server = lean_server()
     before = rss_kb(server)
     with Client(server.port, timeout=120) as c:
         c.reply()
@@ -144,7 +161,7 @@ def test_a_100_mb_line_is_refused_in_bounded_memory(server):
         c.send(b"\r\n")
         assert c.reply() == "500 5.5.2 Line too long"
         assert c.cmd("NOOP") == "250 2.0.0 OK"
-    assert grown < 16 * 1024, f"RSS grew by {grown} KB for one long line"
+    assert grown < 16 * 1024 * SCALE, f"RSS grew by {grown} KB for one long line"
     still_serves(server)
 
 
@@ -165,8 +182,8 @@ def send_big_message(port, size, results, index):
         results[index] = repr(e)
 
 
-def test_twenty_concurrent_30_mb_messages_stay_under_256_mb(make_server):
-    server = make_server(listeners=[("default", "max_message_size = 40000000")])
+def test_twenty_concurrent_30_mb_messages_stay_under_256_mb(lean_server):
+    server = lean_server(listeners=[("default", "max_message_size = 40000000")])
     results = {}
     threads = [threading.Thread(target=send_big_message, args=(server.port, 30 << 20, results, i))
                for i in range(20)]
@@ -186,32 +203,34 @@ def test_twenty_concurrent_30_mb_messages_stay_under_256_mb(make_server):
     assert len(one.stdout) > 30 << 20
 
 
-def slow_sender(port, data, interval, outcome):
-    """Sends data one byte per interval until the server closes; records what it saw."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=30)
-    f = s.makefile("rb")
-    outcome["banner"] = f.readline()
-    start = time.monotonic()
+def trickle(sock, data, interval, outcome):
+    """Sends data one byte per interval until the server answers or closes;
+    records the answer and how much was sent. Bounded by len(data) steps."""
     sent = 0
     try:
         for b in data:
-            s.sendall(bytes([b]))
+            sock.sendall(bytes([b]))
             sent += 1
-            s.settimeout(interval)
-            try:
-                got = f.readline()
-            except (socket.timeout, TimeoutError):
-                continue
-            outcome["reply"] = got
-            break
-        else:
-            s.settimeout(30)
-            outcome["reply"] = f.readline()
-    except (ConnectionResetError, BrokenPipeError, OSError) as e:
+            readable, _, _ = select.select([sock], [], [], interval)
+            if readable:
+                outcome["reply"] = sock.recv(4096)
+                break
+    except OSError as e:
         outcome["reply"] = repr(e).encode()
     outcome["sent"] = sent
-    outcome["seconds"] = time.monotonic() - start
-    s.close()
+
+
+def slow_sender(port, data, interval, outcome):
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    try:
+        banner = b""
+        while not banner.endswith(b"\r\n"):
+            chunk = s.recv(4096)
+            assert chunk, "closed before the banner"
+            banner += chunk
+        trickle(s, data, interval, outcome)
+    finally:
+        s.close()
 
 
 def test_slowloris_command_is_cut_while_others_are_served(make_server):
@@ -232,25 +251,12 @@ def test_slowloris_command_is_cut_while_others_are_served(make_server):
 
 def test_slowloris_data_is_cut_by_data_timeout(make_server):
     server = make_server(listeners=[("default", 'command_timeout = "2s"\ndata_timeout = "3s"')])
-    s = Client(server.port)
-    s.start_data()
+    c = Client(server.port)
+    c.start_data()
     outcome = {}
-    body = b"x" * 200  # 200 x 0.25 s = 50 s, never finished
-    start = time.monotonic()
-    try:
-        for b in body:
-            s.send(bytes([b]))
-            s.sock.settimeout(0.25)
-            try:
-                got = s.file.readline()
-            except (socket.timeout, TimeoutError):
-                continue
-            outcome["reply"] = got
-            break
-    except OSError as e:
-        outcome["reply"] = repr(e).encode()
-    s.close()
+    trickle(c.sock, b"x" * 200, 0.25, outcome)  # 200 x 0.25 s = 50 s: never finished
+    c.close()
     assert outcome.get("reply", b"").startswith(b"421 4.4.2 "), outcome
-    assert time.monotonic() - start < 50
+    assert outcome["sent"] < 200, outcome
+    assert server.queue_json() == []  # nothing of the cut message was queued
     still_serves(server)
-    assert server.queue_json() == []
