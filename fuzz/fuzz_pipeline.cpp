@@ -10,9 +10,9 @@
 //   F  session flags: 1 AUTH offered, 2 AUTH before TLS, 4 require TLS,
 //      8 no room in the spool, 16 client in the relay network, 32 STARTTLS
 //      offered, 64 the spool fails a commit, 128 TLS from the start
-//   C  the client bytes arrive in pieces of C|1 octets; in them "@@x" N L P
-//      (P being L octets) stands for P repeated N × 2048 times, 1 MB at most
-//      (a large message, a long line)
+//   C  the client bytes arrive in pieces of C|1 octets (or 1/1024 of them
+//      when that is more); in them "@@x" N L P (P being L octets) stands for
+//      P repeated N × 2048 times, 1 MB at most (a large message, a long line)
 //   P  the next hop's EHLO keywords: 1 DSN, 2 SMTPUTF8, 4 8BITMIME,
 //      8 BINARYMIME, 16 CHUNKING, 32 SIZE 1000, 64 PIPELINING; 128 delay
 //      notices due at once. The content goes out after DATA in pieces of
@@ -47,6 +47,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -192,7 +193,8 @@ class EncodingSpool final : public queue::Spool {
     for (auto& e : change.update) e = stored(e);
     for (const auto& m : change.add)
       trace("spool: add %llu %s from <%s>, %zu recipient(s)", (unsigned long long)m.envelope.id,
-            m.envelope.message_id.c_str(), m.envelope.sender.c_str(), m.envelope.recipients.size());
+            util::printable(m.envelope.message_id).c_str(),
+            util::printable(m.envelope.sender).c_str(), m.envelope.recipients.size());
     for (const auto& e : change.update)
       trace("spool: update %llu, next attempt %lld", (unsigned long long)e.id,
             (long long)e.next_attempt_ms);
@@ -242,7 +244,8 @@ void discard_abandoned(server::Session& session, EncodingSpool& spool) {
   spool.apply(std::move(change), [](queue::CommitResult) {});
 }
 
-// Connection::converse without the socket: pieces of chunk|1 octets in,
+// Connection::converse without the socket: pieces of chunk|1 octets in (a
+// thousandth of the whole when larger, so a large message costs little time),
 // commits and parts to the spool at once, STARTTLS and AUTH answered in place.
 void converse(server::Session& session, std::string_view bytes, std::uint8_t chunk, bool fail_once,
               EncodingSpool& spool) {
@@ -250,14 +253,15 @@ void converse(server::Session& session, std::string_view bytes, std::uint8_t chu
   std::size_t pos = 0;
   bool open = true;
   while (open && pos < bytes.size()) {
-    std::size_t n = std::min<std::size_t>(chunk | 1, bytes.size() - pos);
+    std::size_t n =
+        std::min(std::max<std::size_t>(chunk | 1, bytes.size() / 1024), bytes.size() - pos);
     std::memcpy(in.prepare(n), bytes.data() + pos, n);
     in.commit(n);
     pos += n;
     for (int guard = 0; open && guard < 100000; ++guard) {
       server::Step step = session.process(in);
       for (;;) {
-        if (step.reply) trace("session: %s", step.reply->summary().c_str());
+        if (step.reply) trace("session: %s", util::printable(step.reply->summary()).c_str());
         if (step.action == server::Action::kCommit) {
           if (std::exchange(fail_once, false)) spool.memory.fail_next = queue::SpoolStatus::kError;
           queue::CommitResult result;
@@ -416,7 +420,7 @@ void check_dsn(const queue::NewMessage& m, const queue::Envelope& original) {
 
 // The lines the client would send for this attempt.
 void check_commands(const queue::Envelope& env, std::string_view content,
-                    const delivery::Capabilities& caps, std::uint8_t p) {
+                    const delivery::Capabilities& caps, std::uint8_t p, bool first_time) {
   fuzz::check_command_line("MAIL FROM", delivery::mail_command(env, caps, content.size()));
   std::vector<std::size_t> pending;
   for (std::size_t i = 0; i < env.recipients.size(); ++i) {
@@ -425,12 +429,25 @@ void check_commands(const queue::Envelope& env, std::string_view content,
     fuzz::check_command_line("RCPT TO", delivery::rcpt_command(env.recipients[i], caps));
   }
   auto refusal = delivery::refusal_before_mail(env, pending, content, caps, "mx.example.net");
-  if (!refusal) fuzz::check_data_transfer(content, p >> 4);
+  if (!refusal && first_time) fuzz::check_data_transfer(content, p >> 4);
 }
 
+// The scheduler's side: attempts on whatever is queued, as the records say.
+struct Delivery {
+  Delivery(const config::Config& config, EncodingSpool& s, std::string_view peer)
+      : spool(s), recorder(config, s), records(peer.substr(1)), p(std::uint8_t(peer[0])) {}
+  bool attempt(const Record& first);
+
+  EncodingSpool& spool;
+  queue::AttemptRecorder recorder;
+  Records records;
+  std::uint8_t p;
+  std::int64_t now = 0;
+  std::set<std::uint64_t> sent;  // messages whose content went out once (it never changes)
+};
+
 // One attempt as Scheduler::attempt makes it; false when no message is left.
-bool attempt(EncodingSpool& spool, queue::AttemptRecorder& recorder, Records& records,
-             const Record& first, std::int64_t& now, std::uint8_t p) {
+bool Delivery::attempt(const Record& first) {
   std::vector<std::uint64_t> queued;
   for (const auto& e : spool.list()) {
     if (!e.held.empty()) continue;  // waits for the administrator
@@ -455,7 +472,7 @@ bool attempt(EncodingSpool& spool, queue::AttemptRecorder& recorder, Records& re
       result = recorder.fail_pending(
           env, content, smtp::Reply(550, "5.0.0", "Bounced by the administrator"), now);
     } else {
-      check_commands(env, content, peer_capabilities(p), p);
+      check_commands(env, content, peer_capabilities(p), p, sent.insert(id).second);
       std::vector<delivery::RecipientOutcome> outcomes;
       Record r = first;
       for (std::size_t i = 0; i < env.recipients.size(); ++i) {
@@ -466,7 +483,8 @@ bool attempt(EncodingSpool& spool, queue::AttemptRecorder& recorder, Records& re
       }
       for (const auto& o : outcomes)
         trace("attempt %llu: <%s> %s", (unsigned long long)id,
-              env.recipients[o.index].address.c_str(), o.outcome.reply.summary().c_str());
+              util::printable(env.recipients[o.index].address).c_str(),
+              util::printable(o.outcome.reply.summary()).c_str());
       result = recorder.record(env, content, outcomes, now);
     }
   } catch (const std::exception& e) {
@@ -505,15 +523,12 @@ int run(const std::uint8_t* data, std::size_t size) {
   run_session(flags, chunk, client, spool);
   if (peer.empty()) return 0;
 
-  std::uint8_t p = peer[0];
   config::Config config = pipeline_config();
-  if (p & 128) config.queue.delay_notice_ms = 0;  // every deferral sends its notice
-  queue::AttemptRecorder recorder(config, spool);
-  Records records(peer.substr(1));
-  std::int64_t now = 0;
+  if (peer[0] & 128) config.queue.delay_notice_ms = 0;  // every deferral sends its notice
+  Delivery delivery(config, spool, peer);
   for (int i = 0; i < kMaxAttempts; ++i) {
-    auto first = records.next();
-    if (!first || !attempt(spool, recorder, records, *first, now, p)) break;
+    auto first = delivery.records.next();
+    if (!first || !delivery.attempt(*first)) break;
   }
   return 0;
 }

@@ -5,13 +5,14 @@
 // the wire layer builds what the client would answer (smtp_client_wire.h).
 //
 // Input:  R F peer-bytes
-//   R  a read brings at most (R + 1) × 64 octets (never more than the 4096 the
-//      client asks for); F picks the envelope the commands are built for:
-//      1 SMTPUTF8, 2 BODY=8BITMIME, 4 BINARYMIME, 8 RET=FULL, 16 ENVID,
-//      32 NOTIFY and ORCPT, 64 a content larger than SIZE 1000;
+//   R  a read brings at most (R + 1) × 64 octets, or 1/1024 of the peer's
+//      bytes when that is more, never more than the 4096 the client asks for;
+//      F picks the envelope the commands are built for: 1 SMTPUTF8,
+//      2 BODY=8BITMIME, 4 BINARYMIME, 8 RET=FULL, 16 ENVID, 32 NOTIFY and
+//      ORCPT, 64 a content larger than SIZE 1000;
 //   peer-bytes: what the next hop sends; "@@x" N L P (P being L octets)
-//      stands for P repeated N × 4096 times, 1 MB at most (endless
-//      continuation lines, long lines).
+//      stands for P repeated N × 2048 times, 512 KB at most (endless
+//      continuation lines, long lines: more than a reply may hold).
 //   After a read that ends the connection ("not SMTP") the rest of the bytes
 //   go to a new connection.
 //
@@ -190,8 +191,9 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 2) return 0;
   std::string stream = fuzz::expand(
-      std::string_view(reinterpret_cast<const char*>(data) + 2, size - 2), 4096, 1 << 20);
-  Peer peer{stream, std::min<std::size_t>((data[0] + 1) * 64, kReadSize)};
+      std::string_view(reinterpret_cast<const char*>(data) + 2, size - 2), 2048, 512 * 1024);
+  std::size_t read = std::max<std::size_t>((data[0] + 1) * 64, stream.size() / 1024);
+  Peer peer{stream, std::min(read, kReadSize)};
   std::uint8_t f = data[1];
   std::size_t replies = 0;
   try {
