@@ -1,7 +1,8 @@
 """tern under test: `tern serve` with a generated configuration.
 
 One listener on 127.0.0.1:0 (the port is read from the "tern: listening bench"
-line, ready at "tern: ready"), spool in its folder, protocol log off unless asked
+line, ready at "tern: ready") with max_connections_per_source raised (all load
+comes from 127.0.0.1), spool in its folder, protocol log off unless asked
 for, RLIMIT_NOFILE 65536 (for 10,000 idle connections). Two modes:
   accept (relay_to None): [delivery] enabled = false, so tern only queues;
   relay  (relay_to PORT): delivery on, and a [[route]] for "*" sends every relayed
@@ -37,6 +38,9 @@ hostname = "bench.example.test"
 name = "bench"
 address = "127.0.0.1:0"
 max_recipients = 1000
+# every session comes from 127.0.0.1: 50 sessions, 10,000 idle connections
+# (Postfix exempts loopback clients from its per-client limits the same way)
+max_connections_per_source = 20000
 
 [spool]
 path = "spool"

@@ -4,6 +4,11 @@
 // certificate shown and optional AUTH, MAIL FROM, RCPT TO … NOTIFY=success,failure,
 // DATA with a test message (or --no-data), QUIT. Every step has a timeout.
 // Exit 0 only when the test message was queued (or RCPT accepted with --no-data).
+//
+// A password is sent only over TLS whose certificate verified (a trusted
+// chain naming the host): --auth turns STARTTLS on, and stops before AUTH
+// when verification fails. --insecure-auth is the explicit way round that,
+// for test servers with self-signed certificates or without TLS.
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <unistd.h>
@@ -246,6 +251,8 @@ class Check {
       co_return false;
     }
     auto cert = tls::peer_certificate(conn_->ssl());
+    tls_verified_ = cert.present && cert.verified;
+    tls_problem_ = cert.present ? cert.verify_result : "the server sent no certificate";
     std::string protocol = net::tls_description(conn_->ssl());
     r_.note("TLS: " + protocol);
     if (!cert.present) {
@@ -272,6 +279,14 @@ class Check {
   }
 
   net::awaitable<bool> authenticate(const delivery::Capabilities& caps) {
+    if (auto why = password_risk()) {
+      r_.note("the password was not sent: " + *why);
+      r_.set("auth", {{"sent", false}, {"reason", *why}});
+      co_await quit();
+      r_.verdict(false, "not sending the password of " + o_.auth_user + " to " + host_ + ": " +
+                            *why + " (--insecure-auth sends it anyway)");
+      co_return false;
+    }
     if (caps.auth.empty())
       r_.note("the server does not offer AUTH in its EHLO reply" +
               std::string(conn_->tls() ? "" : " (many offer it only after STARTTLS)") +
@@ -300,6 +315,17 @@ class Check {
     co_return true;
   }
 
+  // Why sending the password now would expose it, or nullopt when it is
+  // safe (or the user said --insecure-auth).
+  std::optional<std::string> password_risk() const {
+    if (o_.insecure_auth) return std::nullopt;
+    if (!conn_->tls()) return "the connection is not encrypted (no TLS)";
+    if (!tls_verified_)
+      return "the TLS certificate failed verification (" + tls_problem_ +
+             "), so the server may not be who it claims to be";
+    return std::nullopt;
+  }
+
   std::string test_message() const {
     return "From: <" + o_.from + ">\r\nTo: <" + o_.address +
            ">\r\nSubject: Test from tern check\r\nDate: " + smtp::rfc5322_date_now() +
@@ -315,7 +341,10 @@ class Check {
     r_.set("port", t.endpoint.port());
     auto caps = co_await hello();
     if (!caps) co_return 1;
-    if (o_.starttls) {
+    bool tls_for_password = !o_.auth_user.empty() && !o_.insecure_auth && !o_.starttls;
+    if (tls_for_password)
+      r_.note("--auth: STARTTLS first, so that the password is never sent in clear text");
+    if (o_.starttls || tls_for_password) {
       bool secured = co_await start_tls(t, *caps);
       if (!secured) co_return 1;
       r_.note("TLS is on: EHLO again, as RFC 3207 requires");
@@ -363,6 +392,8 @@ class Check {
   CheckReport& r_;
   std::string password_;
   std::string host_;  // the target of the session, for verdicts
+  bool tls_verified_ = false;
+  std::string tls_problem_;  // why verification failed
   std::unique_ptr<delivery::ClientConnection> conn_;
 };
 
@@ -402,7 +433,11 @@ void add_check(CLI::App& app, int& exit_code) {
   cmd->add_option("--port", o->port, "port of the MX hosts")->capture_default_str();
   cmd->add_flag("--starttls", o->starttls, "upgrade to TLS and show the certificate");
   cmd->add_option("--auth", o->auth_user,
-                  "authenticate as USER (password from TERN_PASSWORD or a prompt)");
+                  "authenticate as USER (password from TERN_PASSWORD or a prompt); turns on "
+                  "STARTTLS, and the password is sent only if the certificate verifies");
+  cmd->add_flag("--insecure-auth", o->insecure_auth,
+                "with --auth: send the password even without TLS, or over TLS whose "
+                "certificate failed verification (test servers only)");
   cmd->add_option("--helo", o->helo, "the name to give in EHLO (default: this host's name)");
   cmd->add_flag("--no-data", o->no_data, "stop after RCPT TO");
   cmd->add_option("--log", o->log, "append the transcript to this file");

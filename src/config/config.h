@@ -43,7 +43,8 @@ struct Listener {
   // data_timeout: a client sending a byte now and then cannot hold a slot.
   std::uint64_t command_timeout_ms = 5 * 60 * 1000;
   std::uint64_t data_timeout_ms = 10 * 60 * 1000;
-  std::uint32_t max_connections = 20000;
+  std::uint32_t max_connections = 20000;          // live connections on this listener
+  std::uint32_t max_connections_per_source = 20;  // from one client IP (SPEC §2)
 };
 
 struct Mailbox {
@@ -75,9 +76,18 @@ struct Delivery {
   std::uint64_t connect_timeout_ms = 30'000;
   std::uint64_t command_timeout_ms = 300'000;
   std::uint64_t data_timeout_ms = 600'000;
-  std::uint32_t max_connections = 100;  // outbound connections in all
+  std::uint32_t max_connections = 100;  // remote deliveries (and outbound SMTP connections) at once
   std::uint32_t max_per_destination = 20;
+  // Local deliveries (Maildir, LMTP) at once: a pool apart from max_connections,
+  // so slow or tarpitting remote hosts never hold local mail back.
+  std::uint32_t max_local_deliveries = 20;
+  // The most one delivery attempt of a message may take, over every next hop
+  // it tries; unset: three times data_timeout.
+  std::uint64_t attempt_timeout_ms = 3 * 600'000;
   bool starttls = true;  // opportunistic STARTTLS
+  // Special-use addresses (RFC 6890) delivery may connect to when they come
+  // from DNS or the envelope; [[route]] next hops are always allowed.
+  std::vector<util::Cidr> private_networks;
 };
 
 // A next hop that replaces the MX lookup for a domain (a smarthost, like

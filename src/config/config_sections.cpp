@@ -39,6 +39,8 @@ void read_listener_fields(TableReader& r, const fs::path& base, Listener& l) {
   if (auto v = r.duration_ms("data_timeout")) l.data_timeout_ms = *v;
   if (auto v = r.integer("max_connections", 1, 1000000))
     l.max_connections = static_cast<std::uint32_t>(*v);
+  if (auto v = r.integer("max_connections_per_source", 1, 1000000))
+    l.max_connections_per_source = static_cast<std::uint32_t>(*v);
   if (l.max_message_size == 0) r.fail("max_message_size", "must be more than 0");
   if (l.tls != TlsMode::kNone && (l.certificate.empty() || l.private_key.empty()))
     r.fail("tls", "tls = \"starttls\" or \"implicit\" needs certificate and private_key");
@@ -149,7 +151,19 @@ void read_delivery(TableReader& dr, const fs::path& /*base*/, Config& c) {
     d.max_connections = static_cast<std::uint32_t>(*v);
   if (auto v = dr.integer("max_per_destination", 1, 10000))
     d.max_per_destination = static_cast<std::uint32_t>(*v);
+  if (auto v = dr.integer("max_local_deliveries", 1, 10000))
+    d.max_local_deliveries = static_cast<std::uint32_t>(*v);
   if (auto v = dr.boolean("starttls")) d.starttls = *v;
+  d.attempt_timeout_ms = 3 * d.data_timeout_ms;
+  if (auto v = dr.duration_ms("attempt_timeout")) {
+    if (*v < 1000) dr.fail("attempt_timeout", "must be at least 1s");
+    d.attempt_timeout_ms = *v;
+  }
+  for (const auto& n : dr.strings("private_networks").value_or(std::vector<std::string>{})) {
+    auto cidr = util::Cidr::parse(n);
+    if (!cidr) dr.fail("private_networks", "\"" + n + "\" is not a network such as \"10.0.0.0/8\"");
+    d.private_networks.push_back(*cidr);
+  }
 }
 
 // [[route]] (one table of the array)

@@ -58,6 +58,25 @@ std::string endpoint_text(const asio::ip::tcp::endpoint& ep) {
   return out + ":" + std::to_string(ep.port());
 }
 
+// The time an operation may take: its own timeout, or less when the
+// deadline comes first (then `budget` says so, for the error text).
+struct Limit {
+  Millis timeout;
+  bool budget = false;
+};
+
+Limit limit_of(Millis timeout, const std::optional<TimePoint>& deadline) {
+  if (!deadline) return {timeout};
+  auto left = std::chrono::duration_cast<Millis>(*deadline - std::chrono::steady_clock::now());
+  if (left < timeout) return {std::max(left, Millis(0)), true};
+  return {timeout};
+}
+
+std::string expired_text(const Limit& limit) {
+  return limit.budget ? std::string(kBudgetSpent)
+                      : "timed out after " + duration_text(limit.timeout);
+}
+
 bool is_eof(const std::error_code& ec) {
   return ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
 }
@@ -76,18 +95,23 @@ ClientConnection::~ClientConnection() {
 
 net::awaitable<std::unique_ptr<ClientConnection>> ClientConnection::connect(
     asio::any_io_executor executor, asio::ip::tcp::endpoint endpoint, Millis timeout,
-    std::string& error, Transcript transcript) {
+    std::string& error, Transcript transcript, std::optional<TimePoint> deadline) {
   asio::ip::tcp::socket socket(executor);
   auto start = std::chrono::steady_clock::now();
+  Limit limit = limit_of(timeout, deadline);
+  if (limit.timeout.count() == 0) {
+    error = expired_text(limit);
+    co_return nullptr;
+  }
   std::error_code ec;
   bool expired = false;
   {
-    Deadline deadline(socket, timeout);
+    Deadline timer(socket, limit.timeout);
     std::tie(ec) = co_await socket.async_connect(endpoint, net::use_tuple);
-    expired = deadline.expired();
+    expired = timer.expired();
   }
   if (ec) {
-    error = expired ? "timed out after " + duration_text(timeout) : ec.message();
+    error = expired ? expired_text(limit) : ec.message();
     co_return nullptr;
   }
   std::error_code ignored;
@@ -95,6 +119,7 @@ net::awaitable<std::unique_ptr<ClientConnection>> ClientConnection::connect(
   auto ms = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - start);
   std::unique_ptr<ClientConnection> connection(
       new ClientConnection(std::move(socket), endpoint, std::move(transcript)));
+  connection->deadline_ = deadline;
   if (connection->transcript_)
     connection->transcript_(Direction::kInfo, "connected to " + endpoint_text(endpoint) + " in " +
                                                   std::to_string(ms.count()) + " ms");
@@ -103,7 +128,8 @@ net::awaitable<std::unique_ptr<ClientConnection>> ClientConnection::connect(
 
 net::awaitable<ReadResult> ClientConnection::read_reply(Millis timeout) {
   ReadResult result;
-  Deadline deadline(stream_.socket(), timeout);
+  Limit limit = limit_of(timeout, deadline_);
+  Deadline deadline(stream_.socket(), limit.timeout);
   for (;;) {
     std::string_view before = in_.data();
     smtp::Reply reply;
@@ -137,7 +163,7 @@ net::awaitable<ReadResult> ClientConnection::read_reply(Millis timeout) {
     in_.commit(n);
   }
   result.timed_out = true;
-  result.error = "timed out after " + duration_text(timeout);
+  result.error = expired_text(limit);
   co_return result;
 }
 
@@ -149,7 +175,7 @@ net::awaitable<bool> ClientConnection::send(std::string_view bytes, Millis timeo
       rest.remove_prefix(end == std::string_view::npos ? rest.size() : end + 2);
     }
   }
-  Deadline deadline(stream_.socket(), timeout);
+  Deadline deadline(stream_.socket(), limit_of(timeout, deadline_).timeout);
   auto [ec, n] = co_await stream_.write(asio::buffer(bytes.data(), bytes.size()));
   co_return !ec && n == bytes.size();
 }
@@ -161,13 +187,14 @@ net::awaitable<std::string> ClientConnection::start_tls(asio::ssl::context& cont
   parser_ = smtp::ReplyParser();
   std::error_code ec;
   bool expired = false;
+  Limit limit = limit_of(timeout, deadline_);
   {
-    Deadline deadline(stream_.socket(), timeout);
+    Deadline deadline(stream_.socket(), limit.timeout);
     ec = co_await stream_.handshake(context, false, sni);
     expired = deadline.expired();
   }
   if (ec || expired) {
-    std::string error = expired ? "timed out after " + duration_text(timeout) : ec.message();
+    std::string error = expired ? expired_text(limit) : ec.message();
     if (transcript_) transcript_(Direction::kInfo, "TLS handshake failed: " + error);
     co_return error;
   }

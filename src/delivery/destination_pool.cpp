@@ -5,17 +5,49 @@
 #include <asio/ip/address.hpp>
 
 #include "dns/mx_route.h"
+#include "util/text.h"
 
 namespace tern::delivery {
 
 namespace {
 // How long a connection waits for the next message to the same destination.
 constexpr auto kKeepIdle = std::chrono::seconds(5);
+// Skipped hops named in a reply; the rest are counted.
+constexpr std::size_t kMaxNotes = 5;
 
 smtp::Reply made_up(int code, std::string_view enhanced, std::string text) {
   return smtp::Reply(code, enhanced, text);
 }
+
+bool past(const std::optional<TimePoint>& deadline) {
+  return deadline && std::chrono::steady_clock::now() >= *deadline;
+}
+
+// The failure of the last hop tried, with the hops that were skipped (SPEC
+// §4: the reason is in `tern queue show` and the tracking log): appended to
+// a reply tern made up, or set apart in parentheses after a next hop's own.
+Outcome with_notes(Outcome outcome, const std::string& notes) {
+  if (notes.empty() || outcome.delivered()) return outcome;
+  auto& lines = outcome.reply.lines;
+  if (lines.empty()) lines.emplace_back();
+  lines.front() += outcome.remote ? " (also: " + notes + ")" : "; " + notes;
+  return outcome;
+}
 }  // namespace
+
+void DestinationPool::Plan::note(std::string text) {
+  if (notes.size() < kMaxNotes)
+    notes.push_back(std::move(text));
+  else
+    ++more_notes;
+}
+
+std::string DestinationPool::Plan::notes_text() const {
+  std::string out;
+  for (const auto& n : notes) out += (out.empty() ? "" : "; ") + n;
+  if (more_notes > 0) out += "; and " + std::to_string(more_notes) + " more skipped";
+  return out;
+}
 
 // A connection is kept for the next message only after it delivered something:
 // a peer that just deferred everything gets a fresh session next time.
@@ -44,12 +76,18 @@ std::vector<RecipientOutcome> all_recipients(const std::vector<std::size_t>& rec
 
 DestinationPool::DestinationPool(asio::any_io_executor executor, const config::Config& config,
                                  dns::Resolver& resolver, std::shared_ptr<asio::ssl::context> tls)
-    : executor_(std::move(executor)), config_(config), resolver_(resolver), tls_(std::move(tls)) {}
+    : executor_(std::move(executor)),
+      config_(config),
+      resolver_(resolver),
+      tls_(std::move(tls)),
+      policy_(config.delivery.private_networks) {}
 
 DestinationPool::~DestinationPool() = default;
 
-ClientOptions DestinationPool::options(const std::string& peer_name, bool lmtp) const {
+ClientOptions DestinationPool::options(const std::string& peer_name, bool lmtp,
+                                       std::optional<TimePoint> deadline) const {
   ClientOptions o;
+  o.deadline = deadline;
   o.helo_name = config_.delivery.helo_name.empty() ? config_.hostname : config_.delivery.helo_name;
   o.peer_name = peer_name;
   o.lmtp = lmtp;
@@ -63,20 +101,43 @@ ClientOptions DestinationPool::options(const std::string& peer_name, bool lmtp) 
   return o;
 }
 
+net::awaitable<void> DestinationPool::wait_in(std::list<asio::steady_timer*>& list) {
+  asio::steady_timer wait(executor_, std::chrono::steady_clock::time_point::max());
+  list.push_back(&wait);
+  auto it = std::prev(list.end());
+  co_await wait.async_wait(net::use_tuple);
+  list.erase(it);
+}
+
+// A transaction slot: at most max_per_destination per destination, and at
+// most max_connections remote ones in all (LMTP is local: not counted there).
 net::awaitable<void> DestinationPool::acquire(Destination& d) {
-  while (d.active >= config_.delivery.max_per_destination) {
-    asio::steady_timer wait(executor_, std::chrono::steady_clock::time_point::max());
-    d.waiting.push_back(&wait);
-    auto it = std::prev(d.waiting.end());
-    co_await wait.async_wait(net::use_tuple);
-    d.waiting.erase(it);
+  const auto& limits = config_.delivery;
+  for (;;) {
+    bool destination_full = d.active >= limits.max_per_destination;
+    bool all_full = d.remote && remote_active_ >= limits.max_connections;
+    if (!destination_full && !all_full) break;
+    if (destination_full) {
+      co_await wait_in(d.waiting);
+    } else {
+      co_await wait_in(remote_waiting_);
+      // Woken for a free remote slot this destination cannot use: pass it on.
+      if (d.active >= limits.max_per_destination && remote_active_ < limits.max_connections &&
+          !remote_waiting_.empty())
+        remote_waiting_.front()->cancel();
+    }
   }
   ++d.active;
+  if (d.remote) ++remote_active_;
 }
 
 void DestinationPool::release(Destination& d) {
   --d.active;
   if (!d.waiting.empty()) d.waiting.front()->cancel();
+  if (d.remote) {
+    --remote_active_;
+    if (!remote_waiting_.empty()) remote_waiting_.front()->cancel();
+  }
 }
 
 void DestinationPool::keep(const std::string& key, std::unique_ptr<SmtpClient> client) {
@@ -118,12 +179,14 @@ net::awaitable<void> DestinationPool::close_idle() {
 
 net::awaitable<std::optional<std::vector<RecipientOutcome>>> DestinationPool::try_idle(
     Destination& d, Transaction t) {
-  while (!d.idle.empty()) {
+  while (!d.idle.empty() && !past(t.deadline)) {    // (the time is up: kept ones stay kept)
     auto client = std::move(d.idle.back().client);  // the most recently used
     d.idle.pop_back();
+    client->set_deadline(t.deadline);
     auto out = co_await client->send(*t.envelope, *t.recipients, t.content);
     if (host_failure(out)) continue;  // the kept connection went stale: open a fresh one
     if (worth_keeping(*client, out)) {
+      client->set_deadline(std::nullopt);
       d.idle.push_back({std::move(client), std::chrono::steady_clock::now()});  // the sweeper runs
     } else {
       co_await client->quit();
@@ -139,8 +202,16 @@ net::awaitable<std::vector<RecipientOutcome>> DestinationPool::deliver(const std
   if (plan.failure) co_return all_recipients(*t.recipients, *plan.failure);
   Outcome last = Outcome::temporary_failure(Scope::kHost,
                                             made_up(451, "4.4.0", "No next hop could be reached"));
-  for (const auto& hop : plan.hops) {
-    auto opened = co_await SmtpClient::open(executor_, hop.endpoint, options(hop.name, lmtp));
+  for (std::size_t i = 0; i < plan.hops.size(); ++i) {
+    const auto& hop = plan.hops[i];
+    if (past(t.deadline)) {
+      plan.notes.insert(plan.notes.begin(),
+                        std::to_string(plan.hops.size() - i) +
+                            " more next hop(s) not tried: " + std::string(kBudgetSpent));
+      break;
+    }
+    auto opened =
+        co_await SmtpClient::open(executor_, hop.endpoint, options(hop.name, lmtp, t.deadline));
     if (!opened.client) {
       last = opened.failure;
       continue;
@@ -152,13 +223,14 @@ net::awaitable<std::vector<RecipientOutcome>> DestinationPool::deliver(const std
       continue;
     }
     if (worth_keeping(*opened.client, out)) {
+      opened.client->set_deadline(std::nullopt);
       keep(key, std::move(opened.client));
     } else {
       co_await opened.client->quit();
     }
     co_return out;
   }
-  co_return all_recipients(*t.recipients, last);
+  co_return all_recipients(*t.recipients, with_notes(std::move(last), plan.notes_text()));
 }
 
 net::awaitable<DestinationPool::Plan> DestinationPool::plan_endpoint(
@@ -184,21 +256,44 @@ net::awaitable<DestinationPool::Plan> DestinationPool::plan_endpoint(
                   made_up(550, "5.4.4", "Next hop " + endpoint.host + ": " + found.message));
     co_return plan;
   }
-  for (const auto& a : found.records)
-    plan.hops.push_back({name, {asio::ip::make_address(a.address), port}});
+  // A configured next hop: every address may be used (no NextHopPolicy).
+  for (const auto& a : found.records) {
+    auto parsed = asio::ip::make_address(a.address, ec);
+    if (ec) continue;
+    if (plan.hops.size() == kMaxHopAddresses) {
+      plan.note(endpoint.host + ": " + a.address + " not tried (at most " +
+                std::to_string(kMaxHopAddresses) + " addresses per attempt)");
+      continue;
+    }
+    plan.hops.push_back({name, {parsed, port}});
+  }
   co_return plan;
 }
 
-net::awaitable<DestinationPool::Plan> DestinationPool::plan_remote(const std::string& domain) {
-  if (const auto* route = config_.find_route(domain))
-    co_return co_await plan_endpoint(route->next_hop.host, route->next_hop, 25);
-  if (!domain.empty() && domain.front() == '[') {  // an address literal: no DNS (RFC 5321 §5.1)
-    std::string literal = domain.substr(1, domain.size() - 2);
-    if (literal.rfind("IPv6:", 0) == 0 || literal.rfind("ipv6:", 0) == 0)
-      literal = literal.substr(5);
-    co_return co_await plan_endpoint(domain, config::Endpoint{literal, config_.delivery.port},
-                                     config_.delivery.port);
+// An address literal (RFC 5321 §4.1.3, §5.1: no DNS). The literal stays in
+// the envelope whatever tern does, so a refused one fails at once.
+DestinationPool::Plan DestinationPool::plan_literal(const std::string& domain) const {
+  Plan plan;
+  auto ip = address_literal_ip(domain);
+  if (!ip) {
+    plan.failure = Outcome::permanent_failure(
+        Scope::kMessage, made_up(550, "5.1.2",
+                                 "Address literal " + util::printable(domain, 80) +
+                                     " is neither an IPv4 nor an IPv6 address"));
+    return plan;
   }
+  if (auto why = policy_.refusal(*ip)) {
+    plan.failure = Outcome::permanent_failure(
+        Scope::kMessage, made_up(550, "5.4.4", "Mail for " + domain + " not sent: " + *why));
+    return plan;
+  }
+  std::error_code ec;
+  auto address = asio::ip::make_address(*ip, ec);
+  if (!ec) plan.hops.push_back({domain, {address, config_.delivery.port}});
+  return plan;
+}
+
+net::awaitable<DestinationPool::Plan> DestinationPool::plan_mx(const std::string& domain) {
   auto route = co_await dns::find_mx_route(resolver_, domain);
   Plan plan;
   if (route.kind == dns::RouteKind::kNoAddress) {
@@ -217,18 +312,54 @@ net::awaitable<DestinationPool::Plan> DestinationPool::plan_remote(const std::st
                        : Outcome::permanent_failure(Scope::kMessage, route.failure);
     co_return plan;
   }
-  for (const auto& host : route.hosts)
+  std::size_t hosts = 0;
+  for (const auto& host : route.hosts) {
+    if (!host.usable()) continue;
+    if (hosts == kMaxHopHosts || plan.hops.size() == kMaxHopAddresses) {
+      plan.note(host.name + " not tried (at most " + std::to_string(kMaxHopHosts) +
+                " MX hosts and " + std::to_string(kMaxHopAddresses) + " addresses per attempt)");
+      continue;
+    }
+    bool used = false;
     for (const auto& a : host.addresses) {
+      if (auto why = policy_.refusal(a.address)) {
+        plan.note(host.name + ": " + *why);
+        continue;
+      }
       std::error_code ec;
       auto address = asio::ip::make_address(a.address, ec);
-      if (!ec) plan.hops.push_back({host.name, {address, config_.delivery.port}});
+      if (ec) continue;
+      if (plan.hops.size() == kMaxHopAddresses) {
+        plan.note(host.name + ": " + a.address + " not tried (at most " +
+                  std::to_string(kMaxHopAddresses) + " addresses per attempt)");
+        continue;
+      }
+      plan.hops.push_back({host.name, {address, config_.delivery.port}});
+      used = true;
     }
+    if (used) ++hosts;
+  }
+  if (plan.hops.empty()) {
+    // Postfix's choice too: DNS may be mended (or private_networks widened)
+    // before the message expires, so this is a deferral, not a bounce.
+    plan.failure = Outcome::temporary_failure(
+        Scope::kHost,
+        made_up(451, "4.4.4", "No address of " + domain + " may be used: " + plan.notes_text()));
+  }
   co_return plan;
+}
+
+net::awaitable<DestinationPool::Plan> DestinationPool::plan_remote(const std::string& domain) {
+  if (const auto* route = config_.find_route(domain))
+    co_return co_await plan_endpoint(route->next_hop.host, route->next_hop, 25);
+  if (!domain.empty() && domain.front() == '[') co_return plan_literal(domain);
+  co_return co_await plan_mx(domain);
 }
 
 net::awaitable<std::vector<RecipientOutcome>> DestinationPool::deliver_remote(
     const std::string& domain, Transaction t) {
   auto& d = destinations_[domain];
+  d.remote = true;
   co_await acquire(d);
   auto out = co_await try_idle(d, t);
   if (!out) {

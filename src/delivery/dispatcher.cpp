@@ -1,6 +1,7 @@
 #include "delivery/dispatcher.h"
 
 #include <asio/co_spawn.hpp>
+#include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <map>
 
@@ -51,19 +52,73 @@ net::awaitable<std::vector<RecipientOutcome>> Dispatcher::deliver(
       group.second.push_back(i);
     } else {
       // (GCC 12 miscompiles co_await inside a braced initializer: await first.)
-      Outcome outcome = co_await to_maildir(*mailbox, envelope, content, mailbox->address);
+      Outcome outcome;
+      try {
+        outcome = co_await to_maildir(*mailbox, envelope, content, mailbox->address);
+      } catch (const std::exception& e) {  // recorded with the others; the message is held
+        outcome = internal_failure(e.what());
+      }
       out.push_back({i, std::move(outcome)});
     }
   }
+  const TimePoint deadline =
+      std::chrono::steady_clock::now() + Millis(config_.delivery.attempt_timeout_ms);
   for (auto& [key, group] : lmtp) {
-    auto results = co_await pool_.deliver_lmtp(group.first, {&envelope, &group.second, content});
+    std::vector<RecipientOutcome> results;
+    std::string failed;
+    try {
+      results =
+          co_await pool_.deliver_lmtp(group.first, {&envelope, &group.second, content, deadline});
+    } catch (const std::exception& e) {
+      failed = e.what();
+    }
+    if (!failed.empty())
+      for (auto i : group.second) results.push_back({i, internal_failure(failed)});
     out.insert(out.end(), results.begin(), results.end());
   }
-  for (auto& [domain, group] : remote) {
-    auto results = co_await pool_.deliver_remote(domain, {&envelope, &group, content});
+  if (!remote.empty()) {
+    auto results = co_await to_remote(remote, {&envelope, nullptr, content, deadline});
     out.insert(out.end(), results.begin(), results.end());
   }
   co_return out;
+}
+
+// Every domain's transaction at once, each in its own coroutine; returns when
+// all have ended. Everything lives on the delivery loop: no locking.
+net::awaitable<std::vector<RecipientOutcome>> Dispatcher::to_remote(
+    const std::map<std::string, std::vector<std::size_t>>& groups, Transaction base) {
+  struct Shared {
+    std::vector<RecipientOutcome> out;
+    std::size_t running = 0;
+    asio::steady_timer all_done;
+  };
+  auto shared = std::make_shared<Shared>(
+      Shared{{}, groups.size(), asio::steady_timer(executor_, TimePoint::max())});
+  for (const auto& [domain, group] : groups) {
+    Transaction t = base;
+    t.recipients = &group;
+    auto task = [this, &domain, t]() { return pool_.deliver_remote(domain, t); };
+    asio::co_spawn(executor_, std::move(task),
+                   [shared, &group](std::exception_ptr e, std::vector<RecipientOutcome> results) {
+                     // A domain whose delivery threw: its recipients get an
+                     // internal failure; what the others reached is recorded.
+                     if (e) {
+                       std::string what = "unknown error";
+                       try {
+                         std::rethrow_exception(e);
+                       } catch (const std::exception& ex) {
+                         what = ex.what();
+                       } catch (...) {
+                       }
+                       results.clear();
+                       for (auto i : group) results.push_back({i, internal_failure(what)});
+                     }
+                     shared->out.insert(shared->out.end(), results.begin(), results.end());
+                     if (--shared->running == 0) shared->all_done.cancel();
+                   });
+  }
+  if (shared->running > 0) co_await shared->all_done.async_wait(net::use_tuple);
+  co_return std::move(shared->out);
 }
 
 }  // namespace tern::delivery

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 
 #include "smtp/reply.h"
 
@@ -25,6 +26,9 @@ struct Outcome {
   std::string remote_host;   // "mx1.example.test[127.0.0.2]:25", "maildir", "lmtp 127.0.0.1:24"
   bool dsn_relayed = false;  // delivered to a next hop that does not support DSN (RFC 3461 §4.1)
   bool remote = false;       // the reply came from the next hop (not made up by tern)
+  // tern itself failed (an exception) while delivering this recipient: the
+  // outcome is temporary and the scheduler holds the message with the reason.
+  bool internal = false;
 
   bool delivered() const { return status == Status::kDelivered; }
   bool temporary() const { return status == Status::kTemporary; }
@@ -40,6 +44,13 @@ struct Outcome {
     return {Status::kPermanent, scope, std::move(reply), std::move(host), false, false};
   }
 };
+
+inline Outcome internal_failure(std::string_view what) {
+  Outcome o = Outcome::temporary_failure(
+      Scope::kMessage, smtp::Reply(451, "4.3.0", "Internal error in tern: " + std::string(what)));
+  o.internal = true;
+  return o;
+}
 
 // Outcome for the recipient at `index` in the envelope's recipient list.
 struct RecipientOutcome {

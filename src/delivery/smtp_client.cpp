@@ -227,7 +227,7 @@ net::awaitable<SmtpClient::Opened> SmtpClient::open(asio::any_io_executor execut
                                                     ClientOptions options) {
   std::string error;
   auto connection = co_await ClientConnection::connect(executor, endpoint, options.timeouts.connect,
-                                                       error, options.transcript);
+                                                       error, options.transcript, options.deadline);
   if (!connection) {
     std::string peer = peer_text(options.peer_name, endpoint);
     co_return Opened{nullptr, Outcome::temporary_failure(Scope::kConnection,
@@ -269,9 +269,15 @@ net::awaitable<std::vector<RecipientOutcome>> SmtpClient::send(
   co_return out;
 }
 
+void SmtpClient::set_deadline(std::optional<TimePoint> deadline) {
+  options_.deadline = deadline;
+  if (connection_) connection_->set_deadline(deadline);
+}
+
 net::awaitable<void> SmtpClient::quit() {
   if (!connection_) co_return;
   reusable_ = false;
+  set_deadline(std::nullopt);  // QUIT has its own short bound
   Millis wait = std::min(options_.timeouts.command, kQuitWait);
   // A closed connection fails the write at once; a live one answers 221.
   bool sent = co_await connection_->send("QUIT\r\n", wait);

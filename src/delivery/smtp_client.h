@@ -47,6 +47,7 @@ struct ClientOptions {
   bool require_tls = false;                 // no STARTTLS offered: a temporary failure
   bool lmtp = false;                        // LHLO, and one reply per recipient after DATA
   Transcript transcript;                    // optional
+  std::optional<TimePoint> deadline;        // the attempt's time budget ends here
 };
 
 struct Capabilities {
@@ -74,8 +75,10 @@ class SmtpClient {
   net::awaitable<std::vector<RecipientOutcome>> send(const queue::Envelope& envelope,
                                                      const std::vector<std::size_t>& recipients,
                                                      std::string_view content);
-  // QUIT and close (waits for 221 at most timeouts.command).
+  // QUIT and close (waits for 221 at most timeouts.command, whatever the deadline).
   net::awaitable<void> quit();
+  // The end of the time budget of the attempt that uses the session now.
+  void set_deadline(std::optional<TimePoint> deadline);
 
   bool reusable() const { return reusable_; }
   const Capabilities& capabilities() const { return capabilities_; }

@@ -2,8 +2,7 @@
 // outbound SMTP client (see smtp_client_wire.h).
 #include "delivery/smtp_client_wire.h"
 
-#include <cstring>
-
+#include "smtp/line_ends.h"
 #include "smtp/params.h"
 #include "util/text.h"
 
@@ -100,21 +99,15 @@ void DotStuffer::next(std::string& out, std::size_t max) {
     }
     std::string_view rest = content_.substr(pos_);
     if (line_start_ && rest.front() == '.') out += '.';  // RFC 5321 §4.5.2
-    const void* lf = std::memchr(rest.data(), '\n', rest.size());
-    if (!lf) {
-      out += rest;
+    smtp::LineSpan line = smtp::next_line_span(rest);
+    out += rest.substr(0, line.length);
+    if (line.end == 0) {  // the last line, without a line end
       pos_ = content_.size();
       line_start_ = false;
       continue;
     }
-    std::size_t len = static_cast<const char*>(lf) - rest.data();
-    if (len > 0 && rest[len - 1] == '\r') {
-      out += rest.substr(0, len + 1);
-    } else {  // a bare LF goes out as CR LF (RFC 5321 §2.3.8)
-      out += rest.substr(0, len);
-      out += "\r\n";
-    }
-    pos_ += len + 1;
+    out += "\r\n";  // a bare CR or LF goes out as CR LF too (RFC 5321 §2.3.8)
+    pos_ += line.length + line.end;
     line_start_ = true;
   }
 }

@@ -37,9 +37,11 @@ std::optional<smtp::Reply> refusal_before_mail(const queue::Envelope& envelope,
                                                std::string_view peer_name);
 
 // The content as it goes after DATA: a "." at the start of a line doubled, a
-// bare LF sent as CR LF, a CR LF added when the content does not end with one,
-// then ".\r\n". Produced piece by piece so a large message is never copied
-// whole nor line by line.
+// bare CR or bare LF sent as CR LF (so "A\r.\r" can never end the data at a
+// receiver that accepts <CR>.<CR>), a CR LF added when the content does not
+// end with one, then ".\r\n". Produced piece by piece so a large message is
+// never copied whole nor line by line. (BDAT with BODY=BINARYMIME is length-
+// delimited and carries the content unchanged, RFC 3030 §3.)
 class DotStuffer {
  public:
   explicit DotStuffer(std::string_view content) : content_(content) {}

@@ -33,6 +33,7 @@ struct AttemptResult {
   std::vector<std::uint64_t> new_messages;  // DSN ids, to schedule
   bool finished = false;                    // no recipient left to try
   std::int64_t next_attempt_ms = 0;         // when not finished
+  bool held = false;                        // tern failed inside: held, not rescheduled
 };
 
 class AttemptRecorder {

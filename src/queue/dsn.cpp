@@ -1,13 +1,16 @@
 // Delivery status notifications: which ones are due (RFC 3461 §4.1, §6.2) and
 // the multipart/report notice itself (RFC 3464, RFC 6522, RFC 6533); see dsn.h.
 // Everything a remote server said is flattened to one printable line before it
-// goes into the notice, so a reply can never add a field or a MIME boundary.
+// goes into the notice, so a reply can never add a field or a MIME boundary;
+// addresses with control characters are escaped the same way, and the returned
+// message has its bare CRs and LFs written as CR LF (RFC 5321 §2.3.8).
 #include "queue/dsn.h"
 
 #include <algorithm>
 #include <cstdio>
 
 #include "smtp/headers.h"
+#include "smtp/line_ends.h"
 #include "smtp/params.h"
 #include "util/random.h"
 #include "util/text.h"
@@ -65,6 +68,18 @@ std::string one_line(std::string_view text) {
       flat += ' ';
   }
   return util::printable(util::trim(flat), 900, util::Keep::kAscii);
+}
+
+// An address from the envelope as it may appear in a header field or a line
+// of the notice: as it is, unless a control character (CR, LF, NUL, …) would
+// break the notice's structure; then escaped like a reply.
+bool has_control(std::string_view text) {
+  return std::any_of(text.begin(), text.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+}
+
+std::string safe_address(std::string_view address) {
+  return has_control(address) ? util::printable(address, 600) : std::string(address);
 }
 
 // "mx1.example.test" from "mx1.example.test[192.0.2.1]:25" (RFC 3464 §2.3.5
@@ -140,7 +155,7 @@ std::string utf8_addr_xtext(std::string_view addr) {
 
 // Final-Recipient (RFC 3464 §2.3.2), utf-8 type for a non-ASCII address.
 std::string final_recipient(std::string_view address) {
-  if (util::is_ascii(address)) return "rfc822; " + std::string(address);
+  if (util::is_ascii(address) && !has_control(address)) return "rfc822; " + std::string(address);
   return "utf-8; " + utf8_addr_xtext(address);
 }
 
@@ -177,7 +192,7 @@ Returned plan_return(const DsnRequest& req, DsnAction worst) {
 
 std::string recipient_line(const Entry& e) {
   const DsnRecipient& r = *e.report;
-  std::string line = "<" + e.original->address + ">: ";
+  std::string line = "<" + safe_address(e.original->address) + ">: ";
   std::string diagnostic = one_line(r.diagnostic);
   if (!r.remote_mta.empty() && !diagnostic.empty())
     line += "host " + remote_name(r.remote_mta) + " said: ";
@@ -286,8 +301,8 @@ void append_returned(std::string& out, std::string_view boundary, std::string_vi
                           : (smtputf8 ? "message/global-headers" : "text/rfc822-headers");
   add_part_header(out, boundary, type, full ? "Returned message" : "Returned headers",
                   !util::is_ascii(original));
-  out += original;
-  if (!original.empty() && original.back() != '\n') out += "\r\n";
+  smtp::append_crlf_lines(out, original);
+  if (!original.empty() && !out.ends_with("\r\n")) out += "\r\n";
 }
 
 std::vector<Entry> wanted_entries(const DsnRequest& req) {
@@ -357,7 +372,7 @@ std::optional<Dsn> compose_dsn(const DsnRequest& request) {
 
   std::string& out = dsn.content;
   add_field(out, "From", "Mail Delivery System <MAILER-DAEMON@" + request.reporting_mta + ">");
-  add_field(out, "To", "<" + env.sender + ">");
+  add_field(out, "To", "<" + safe_address(env.sender) + ">");
   add_field(out, "Subject", subject_for(worst));
   add_field(out, "Date", date_of(request.now_ms));
   add_field(out, "Message-ID", dsn.message_id);

@@ -5,6 +5,7 @@
 #include <asio/detached.hpp>
 #include <asio/post.hpp>
 #include <chrono>
+#include <limits>
 
 #include "queue/spool_async.h"
 #include "util/text.h"
@@ -12,6 +13,13 @@
 namespace tern::queue {
 
 namespace {
+// The local lane's messages: every recipient still to do is one of ours.
+bool only_local(const Envelope& e) {
+  for (const auto& r : e.recipients)
+    if (!r.done() && !r.local) return false;
+  return true;
+}
+
 std::int64_t system_now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -43,6 +51,7 @@ std::size_t Scheduler::load() {
       spool_.remove(e.id);
       continue;
     }
+    entries_[e.id].local = only_local(e);
     schedule(e.id, e.next_attempt_ms);
     ++n;
   }
@@ -74,6 +83,8 @@ net::awaitable<void> Scheduler::attempt(std::uint64_t id) {
   bool written = co_await hold(id, reason);
   if (!written) spdlog::error("queue {}: the hold could not be written; held until restart", id);
   --running_;
+  if (auto it = entries_.find(id); it != entries_.end() && it->second.running_local)
+    --running_local_;
   entries_.erase(id);
   timer_.cancel();
   if (stopped_ && running_ == 0 && on_idle_) std::exchange(on_idle_, nullptr)();
@@ -101,18 +112,27 @@ void Scheduler::enqueue(std::uint64_t id) {
 }
 
 void Scheduler::schedule(std::uint64_t id, std::int64_t due) {
-  auto& e = entries_[id];
-  if (!e.running) due_.erase({e.due, id});
+  auto [it, created] = entries_.try_emplace(id);
+  auto& e = it->second;
+  if (created) {
+    try {
+      auto env = spool_.find(id);
+      e.local = env && only_local(*env);
+    } catch (const std::exception&) {  // unreadable: the attempt's boundary holds it
+      e.local = false;
+    }
+  }
+  if (!e.running) due_of(e).erase({e.due, id});
   e.due = due;
   if (e.running) return;  // rescheduled when the attempt ends
-  due_.insert({due, id});
-  if (due_.begin()->second == id) timer_.cancel();  // earlier than what the timer waits for
+  due_of(e).insert({due, id});
+  if (due_of(e).begin()->second == id) timer_.cancel();  // earlier than what the timer waits for
 }
 
 void Scheduler::unschedule(std::uint64_t id) {
   auto it = entries_.find(id);
   if (it == entries_.end()) return;
-  if (!it->second.running) due_.erase({it->second.due, id});
+  if (!it->second.running) due_of(it->second).erase({it->second.due, id});
   entries_.erase(it);
 }
 
@@ -123,24 +143,42 @@ net::awaitable<void> Scheduler::timer_loop() {
     } catch (const std::exception& e) {  // never let the queue stop: log and look again
       spdlog::error("scheduler: {}", e.what());
     }
-    if (due_.empty()) {
+    if (due_.empty() && due_local_.empty()) {
       timer_.expires_at(std::chrono::steady_clock::time_point::max());
     } else {
-      auto wait = std::max<std::int64_t>(0, due_.begin()->first - clock_());
+      std::int64_t first = std::numeric_limits<std::int64_t>::max();
+      for (const auto* due : {&due_, &due_local_})
+        if (!due->empty()) first = std::min(first, due->begin()->first);
+      auto wait = std::max<std::int64_t>(0, first - clock_());
       timer_.expires_after(std::chrono::milliseconds(std::min<std::int64_t>(wait, 60'000)));
     }
     co_await timer_.async_wait(net::use_tuple);
   }
 }
 
+// The next attempt to start: the first due entry of a lane with room.
+std::optional<std::pair<std::uint64_t, bool>> Scheduler::next_due(std::int64_t now) {
+  for (bool local : {true, false}) {
+    auto& lane = local ? due_local_ : due_;
+    std::size_t running = local ? running_local_ : running_ - running_local_;
+    std::size_t limit =
+        local ? config_.delivery.max_local_deliveries : config_.delivery.max_connections;
+    if (stopped_ || lane.empty() || lane.begin()->first > now || running >= limit) continue;
+    auto id = lane.begin()->second;
+    lane.erase(lane.begin());
+    return std::make_pair(id, local);
+  }
+  return std::nullopt;
+}
+
 void Scheduler::start_due() {
   std::int64_t now = clock_();
-  while (!stopped_ && !due_.empty() && due_.begin()->first <= now &&
-         running_ < config_.delivery.max_connections) {
-    auto [due, id] = *due_.begin();
-    due_.erase(due_.begin());
+  while (auto next = next_due(now)) {
+    auto [id, local] = *next;
     entries_[id].running = true;
+    entries_[id].running_local = local;
     ++running_;
+    if (local) ++running_local_;
     asio::co_spawn(executor_, attempt(id), asio::detached);
   }
 }
@@ -160,7 +198,21 @@ net::awaitable<AttemptResult> Scheduler::deliver_once(Envelope& env, const std::
   for (std::size_t i = 0; i < env.recipients.size(); ++i)
     if (!env.recipients[i].done()) pending.push_back(i);
   auto outcomes = co_await dispatcher_.deliver(env, content, pending);
-  co_return recorder_.record(env, content, outcomes, clock_());
+  auto result = recorder_.record(env, content, outcomes, clock_());
+  // tern failed inside for some recipient: what the others reached is recorded
+  // (never delivered twice), and the message waits for the administrator.
+  for (const auto& o : outcomes) {
+    if (!o.outcome.internal || result.finished) continue;
+    env.held = "held: processing failed inside tern (" +
+               util::printable(o.outcome.reply.lines.front()) +
+               "); release with tern queue retry " + std::to_string(env.id);
+    for (auto& u : result.change.update)
+      if (u.id == env.id) u.held = env.held;
+    result.tracking.push_back({"HOLD", env.id, env.recipients[o.index].address, "", env.held});
+    result.held = true;
+    break;
+  }
+  co_return result;
 }
 
 // One attempt; nullopt when its outcome could not be recorded (tried again later).
@@ -174,6 +226,7 @@ net::awaitable<std::optional<AttemptResult>> Scheduler::attempt_once(std::uint64
   }
   AttemptResult result = co_await deliver_once(*env, *content);
   auto& entry = entries_[id];
+  entry.local = only_local(*env);  // the lane of the next attempt
   if (entry.after == Entry::After::kBounce && !result.finished) {
     auto more = recorder_.fail_pending(
         *env, *content, smtp::Reply(550, "5.0.0", "Bounced by the administrator"), clock_());
@@ -201,17 +254,18 @@ net::awaitable<std::optional<AttemptResult>> Scheduler::attempt_once(std::uint64
 void Scheduler::finish_attempt(std::uint64_t id, const AttemptResult* result) {
   --running_;
   auto it = entries_.find(id);
+  if (it != entries_.end() && it->second.running_local) --running_local_;
   if (it != entries_.end()) {
     auto after = it->second.after;
     it->second.running = false;
     it->second.after = Entry::After::kNothing;
-    if (result && result->finished) {
+    if (result && (result->finished || result->held)) {
       entries_.erase(it);
     } else {
       std::int64_t next = result ? result->next_attempt_ms : clock_() + 60'000;
       if (after == Entry::After::kRetry) next = clock_();
       it->second.due = next;
-      due_.insert({next, id});
+      due_of(it->second).insert({next, id});
     }
   }
   timer_.cancel();  // a slot is free: look again

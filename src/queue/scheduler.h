@@ -1,5 +1,8 @@
 // The queue scheduler (SPEC §4): knows when each queued message is due, starts
-// its delivery attempt when it is (at most [delivery] max_connections at once),
+// its delivery attempt when it is — in one of two lanes: a message whose
+// pending recipients are all local (Maildir, LMTP) in the local lane, at most
+// [delivery] max_local_deliveries at once; any other in the remote lane, at
+// most max_connections at once, so slow remote hosts never hold local mail back —
 // records the outcomes (queue/attempt.h) in one atomic spool change, and
 // schedules the next attempt, the DSNs and nothing more once every recipient is
 // done. State that matters is in the spool (next_attempt, recipient states), so
@@ -58,6 +61,8 @@ class Scheduler {
   struct Entry {
     std::int64_t due = 0;
     bool running = false;
+    bool local = false;          // every pending recipient is local: the local lane
+    bool running_local = false;  // the lane of the running attempt
     enum class After { kNothing, kRetry, kDelete, kBounce } after = After::kNothing;
   };
 
@@ -65,6 +70,10 @@ class Scheduler {
   void unschedule(std::uint64_t id);
   net::awaitable<void> timer_loop();
   void start_due();
+  std::optional<std::pair<std::uint64_t, bool>> next_due(std::int64_t now);  // (id, local lane)
+  std::set<std::pair<std::int64_t, std::uint64_t>>& due_of(const Entry& e) {
+    return e.local ? due_local_ : due_;
+  }
   net::awaitable<void> attempt(std::uint64_t id);
   net::awaitable<std::optional<AttemptResult>> attempt_once(std::uint64_t id);
   net::awaitable<bool> hold(std::uint64_t id, std::string reason);
@@ -81,8 +90,10 @@ class Scheduler {
   AttemptRecorder recorder_;
   asio::steady_timer timer_;
   std::unordered_map<std::uint64_t, Entry> entries_;
-  std::set<std::pair<std::int64_t, std::uint64_t>> due_;  // (due, id) of entries not running
+  // (due, id) of entries not running, by lane
+  std::set<std::pair<std::int64_t, std::uint64_t>> due_, due_local_;
   std::size_t running_ = 0;
+  std::size_t running_local_ = 0;
   bool stopped_ = false;
   std::function<void()> on_idle_;
 };

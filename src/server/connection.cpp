@@ -192,7 +192,7 @@ net::awaitable<Step> Connection::verify_credentials() {
   }
   Session* session = session_.get();
   auto user = co_await asio::co_spawn(
-      server_.blocking_pool(),
+      server_.auth_pool(),
       [session]() -> net::awaitable<std::optional<std::string>> {
         co_return session->verify_credentials();
       },

@@ -18,8 +18,10 @@
 #include <stdexcept>
 #include <thread>
 
+#include "net/endpoint.h"
 #include "net/event_loop.h"
 #include "server/connection.h"
+#include "server/refusal.h"
 #include "smtp/replies.h"
 #include "tls/context.h"
 
@@ -30,6 +32,9 @@ namespace {
 constexpr auto kShutdownGrace = std::chrono::seconds(30);
 // How long running delivery attempts may take to finish after that.
 constexpr auto kDeliveryGrace = std::chrono::seconds(10);
+// Refused connections being told so at once; past this (a flood), a refused
+// connection is closed without its 421, so refusals cannot pile up descriptors.
+constexpr unsigned kMaxRefusing = 1024;
 
 asio::ip::tcp::endpoint resolve_listener(const config::Listener& l) {
   std::error_code ec;
@@ -134,11 +139,24 @@ net::awaitable<void> Server::accept_loop(std::size_t index, asio::ip::tcp::accep
     }
     std::error_code ignored;
     socket.set_option(asio::ip::tcp::no_delay(true), ignored);
-    auto connection = std::make_shared<Connection>(*context_, listener, index, std::move(socket));
-    if (!context_->attach(connection, index)) {
-      connection.reset();
+    std::error_code gone;
+    auto remote = socket.remote_endpoint(gone);
+    if (gone) continue;  // the client has left already
+    auto source = net::unmapped(remote.address());
+    auto admission = context_->admit(index, source);
+    if (admission != ServerContext::Admission::kAdmitted) {
+      refuse_connection(index, std::move(socket), admission);
       continue;
     }
+    std::shared_ptr<Connection> connection;
+    try {
+      connection = std::make_shared<Connection>(*context_, listener, index, std::move(socket));
+    } catch (const std::exception& e) {
+      context_->release(index, source);
+      spdlog::error("listener {}: connection not started: {}", listener.name, e.what());
+      continue;
+    }
+    context_->attach(connection, index, source);
     asio::co_spawn(acceptor.get_executor(), connection->run(), [connection](std::exception_ptr e) {
       if (!e) return;
       try {
@@ -148,6 +166,43 @@ net::awaitable<void> Server::accept_loop(std::size_t index, asio::ip::tcp::accep
       }
     });
   }
+}
+
+void Server::refuse_connection(std::size_t index, asio::ip::tcp::socket socket,
+                               ServerContext::Admission why) {
+  const auto& listener = config_.listeners[index];
+  if (refusing_.load() >= kMaxRefusing) return;  // the socket closes here
+  std::error_code ec;
+  auto local = socket.local_endpoint(ec);
+  auto remote = socket.remote_endpoint(ec);
+  if (ec) return;
+  smtp::Reply reply = smtp::replies::kServiceNotAvailable;
+  std::string reason = "refused: shutting down";
+  if (why == ServerContext::Admission::kSourceFull) {
+    reply = smtp::replies::kTooManyConnectionsFromSource;
+    reason = "refused: " + net::unmapped(remote.address()).to_string() + " already has " +
+             std::to_string(listener.max_connections_per_source) +
+             " connections (max_connections_per_source)";
+  } else if (why == ServerContext::Admission::kListenerFull) {
+    reply = smtp::replies::kTooManyConnections;
+    reason = "refused: the listener has " + std::to_string(listener.max_connections) +
+             " connections (max_connections)";
+  }
+  log::ProtocolLog::Session log(protocol_log_.get(), listener.name, net::endpoint_text(local),
+                                net::endpoint_text(remote));
+  auto executor = socket.get_executor();
+  ++refusing_;
+  asio::co_spawn(executor,
+                 refuse(std::move(socket), std::move(reply), std::move(reason), std::move(log)),
+                 [this](std::exception_ptr e) {
+                   --refusing_;
+                   if (!e) return;
+                   try {
+                     std::rethrow_exception(e);
+                   } catch (const std::exception& ex) {
+                     spdlog::error("refusing a connection: {}", ex.what());
+                   }
+                 });
 }
 
 void Server::stop() {

@@ -31,6 +31,9 @@ class Server {
 
  private:
   net::awaitable<void> accept_loop(std::size_t listener_index, asio::ip::tcp::acceptor& acceptor);
+  // A 421 4.3.2 and a close, on the socket's own loop; the accept loop goes on.
+  void refuse_connection(std::size_t listener_index, asio::ip::tcp::socket socket,
+                         ServerContext::Admission why);
   void load_tls();
   void stop();
 
@@ -44,6 +47,7 @@ class Server {
   // (listener index, acceptor); one per listener and loop
   std::vector<std::pair<std::size_t, std::unique_ptr<asio::ip::tcp::acceptor>>> acceptors_;
   std::atomic<bool> stopping_{false};
+  std::atomic<unsigned> refusing_{0};  // refusals in progress, over all loops
 };
 
 }  // namespace tern::server

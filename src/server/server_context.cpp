@@ -14,9 +14,10 @@ ServerContext::ServerContext(const config::Config& config, queue::Spool& spool,
       tracking_log_(tracking_log),
       authenticator_(config),
       tls_(config.listeners.size()),
-      per_listener_(config.listeners.size()) {}
+      limits_(config.listeners) {}
 
 ServerContext::~ServerContext() {
+  auth_.join();
   blocking_.join();
 }
 
@@ -30,22 +31,51 @@ void ServerContext::set_tls_context(std::size_t listener, std::shared_ptr<asio::
   tls_.at(listener) = std::move(c);
 }
 
-bool ServerContext::attach(const std::shared_ptr<Connection>& c, std::size_t listener) {
+ServerContext::Admission ServerContext::admit(std::size_t listener,
+                                              const asio::ip::address& source) {
   std::lock_guard lock(registry_mu_);
-  if (shutting_down_ || per_listener_[listener] >= config_.listeners[listener].max_connections)
-    return false;
-  connections_.emplace(c.get(), c);
-  ++per_listener_[listener];
-  ++live_;
-  return true;
+  if (shutting_down_) return Admission::kShuttingDown;
+  switch (limits_.admit(listener, source)) {
+    case ConnectionLimits::Verdict::kListenerFull:
+      return Admission::kListenerFull;
+    case ConnectionLimits::Verdict::kSourceFull:
+      return Admission::kSourceFull;
+    case ConnectionLimits::Verdict::kAdmitted:
+      break;
+  }
+  ++live_;  // from here on, shutdown waits for this connection
+  return Admission::kAdmitted;
+}
+
+void ServerContext::attach(const std::shared_ptr<Connection>& c, std::size_t /*listener*/,
+                           const asio::ip::address& source) {
+  bool late;
+  {
+    std::lock_guard lock(registry_mu_);
+    connections_.emplace(c.get(), Attached{c, source});
+    late = shutting_down_;  // shutdown began after admit(): it did not see this one
+  }
+  if (late) c->request_shutdown();
+}
+
+void ServerContext::release(std::size_t listener, const asio::ip::address& source) {
+  std::function<void()> idle;
+  {
+    std::lock_guard lock(registry_mu_);
+    limits_.release(listener, source);
+    if (--live_ == 0 && shutting_down_ && on_idle_) idle = std::move(on_idle_);
+  }
+  if (idle) idle();
 }
 
 void ServerContext::detach(Connection* c, std::size_t listener) {
   std::function<void()> idle;
   {
     std::lock_guard lock(registry_mu_);
-    if (connections_.erase(c) == 0) return;
-    --per_listener_[listener];
+    auto it = connections_.find(c);
+    if (it == connections_.end()) return;
+    limits_.release(listener, it->second.source);
+    connections_.erase(it);
     if (--live_ == 0 && shutting_down_ && on_idle_) idle = std::move(on_idle_);
   }
   if (idle) idle();
@@ -56,13 +86,13 @@ void ServerContext::shutdown(std::function<void()> on_idle) {
   {
     std::lock_guard lock(registry_mu_);
     shutting_down_ = true;
-    if (connections_.empty()) {
+    if (live_ == 0) {
       on_idle();
       return;
     }
     on_idle_ = std::move(on_idle);
-    for (auto& [ptr, weak] : connections_)
-      if (auto c = weak.lock()) live.push_back(std::move(c));
+    for (auto& [ptr, attached] : connections_)
+      if (auto c = attached.connection.lock()) live.push_back(std::move(c));
   }
   for (auto& c : live) c->request_shutdown();
 }

@@ -1,9 +1,12 @@
 // What every inbound connection shares: configuration, spool, logs, TLS
-// contexts, the pool for blocking work, and the registry of live connections
-// that shutdown walks. Owned by Server; connections hold a reference.
+// contexts, the pools for blocking work (password checks apart from disk
+// work, so an AUTH flood does not slow delivery), the connection limits, and
+// the registry of live connections that shutdown walks. Owned by Server;
+// connections hold a reference. Safe to use from every event loop.
 #pragma once
 
 #include <asio/any_io_executor.hpp>
+#include <asio/ip/address.hpp>
 #include <asio/ssl/context.hpp>
 #include <asio/thread_pool.hpp>
 #include <atomic>
@@ -19,6 +22,7 @@
 #include "queue/spool.h"
 #include "server/auth.h"
 #include "server/auth_throttle.h"
+#include "server/connection_limits.h"
 
 namespace tern::server {
 
@@ -38,7 +42,10 @@ class ServerContext {
   log::ProtocolLog& protocol_log() { return protocol_log_; }
   log::TrackingLog& tracking_log() { return tracking_log_; }
   AuthThrottle& auth_throttle() { return throttle_; }
+  // Disk work: Maildir writes and other blocking file system calls of delivery.
   asio::thread_pool& blocking_pool() { return blocking_; }
+  // Password checks (crypt(3) is slow on purpose): their own threads.
+  asio::thread_pool& auth_pool() { return auth_; }
 
   // Tells delivery that a message was queued (set by Server when delivery runs).
   void set_queued_hook(std::function<void(std::uint64_t)> hook) { queued_hook_ = std::move(hook); }
@@ -50,8 +57,15 @@ class ServerContext {
   std::shared_ptr<asio::ssl::context> tls_context(std::size_t listener) const;
   void set_tls_context(std::size_t listener, std::shared_ptr<asio::ssl::context> context);
 
-  // Live connections, for shutdown and limits.
-  bool attach(const std::shared_ptr<Connection>& connection, std::size_t listener);
+  // Live connections, for shutdown and limits. admit() counts a new connection
+  // from source, or says why it must be refused (a 421 4.3.2, SPEC §3); an
+  // admitted one is attached before it runs and detached when it ends.
+  enum class Admission { kAdmitted, kShuttingDown, kListenerFull, kSourceFull };
+  Admission admit(std::size_t listener, const asio::ip::address& source);
+  void attach(const std::shared_ptr<Connection>& connection, std::size_t listener,
+              const asio::ip::address& source);
+  // Gives back an admitted connection that was never attached.
+  void release(std::size_t listener, const asio::ip::address& source);
   void detach(Connection* connection, std::size_t listener);
   std::size_t live_connections() const { return live_.load(); }
   // Asks every connection to finish; on_idle runs once none is left.
@@ -66,13 +80,18 @@ class ServerContext {
   Authenticator authenticator_;
   AuthThrottle throttle_;
   asio::thread_pool blocking_{2};
+  asio::thread_pool auth_{2};
 
   mutable std::mutex tls_mu_;
   std::vector<std::shared_ptr<asio::ssl::context>> tls_;
 
+  struct Attached {
+    std::weak_ptr<Connection> connection;
+    asio::ip::address source;
+  };
   std::mutex registry_mu_;
-  std::unordered_map<Connection*, std::weak_ptr<Connection>> connections_;
-  std::vector<std::size_t> per_listener_;
+  std::unordered_map<Connection*, Attached> connections_;
+  ConnectionLimits limits_;
   std::atomic<std::size_t> live_{0};
   std::atomic<bool> shutting_down_{false};
   std::function<void()> on_idle_;

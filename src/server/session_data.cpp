@@ -203,8 +203,9 @@ Step Session::committed(const queue::CommitResult& result) {
   switch (result.status) {
     case queue::SpoolStatus::kOk:
       ++messages_accepted_;
-      return answer(replies::queued(util::printable(message_id, kMaxEchoedMessageId), id,
-                                    env_.config->hostname));
+      return answer(
+          replies::queued(util::printable(message_id, kMaxEchoedMessageId, util::Keep::kAscii), id,
+                          env_.config->hostname));
     case queue::SpoolStatus::kNoSpace:
       return answer(replies::kInsufficientStorage);
     case queue::SpoolStatus::kError:

@@ -26,6 +26,16 @@ inline const Reply kTooManyErrors{
     421, "4.7.0", "Too many errors on this connection, closing transmission channel"};
 inline const Reply kServiceNotAvailable{421, "4.3.2",
                                         "Service not available, closing transmission channel"};
+// Connection limits (SPEC §3; Exchange's texts for MaxInboundConnectionPerSource
+// and MaxInboundConnection): the client is told before the connection closes.
+inline const Reply kTooManyConnectionsFromSource{
+    421, "4.3.2",
+    "The maximum number of concurrent connections has exceeded a limit, closing transmission "
+    "channel"};
+inline const Reply kTooManyConnections{
+    421, "4.3.2",
+    "The maximum number of concurrent server connections has exceeded a limit, closing "
+    "transmission channel"};
 Reply timed_out(std::string_view host);  // 421 4.4.2
 Reply help();                            // 214
 inline const Reply kVrfy{252, "2.1.5",

@@ -157,10 +157,11 @@ char32_t decode_utf8(std::string_view s, std::size_t len) {
 }
 
 // Characters a terminal acts on instead of showing, or that break or reorder
-// a line: C0 and C1 controls, DEL, LINE/PARAGRAPH SEPARATOR, and the bidi
+// a line: C0 controls but TAB (white space that folds header lines, RFC 5322
+// §2.2.3), DEL and C1 controls, LINE/PARAGRAPH SEPARATOR, and the bidi
 // embeddings, overrides and isolates ("Trojan Source", CVE-2021-42574).
 bool acts_on_terminal(char32_t c) {
-  return c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0x2028 || c == 0x2029 ||
+  return (c < 0x20 && c != '\t') || (c >= 0x7f && c <= 0x9f) || c == 0x2028 || c == 0x2029 ||
          (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
 }
 

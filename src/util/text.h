@@ -53,9 +53,9 @@ constexpr std::size_t kNoLimit = static_cast<std::size_t>(-1);
 // spool) to a person, in a log or in --json: the backslash and every byte
 // that is not kept become \xNN, so no escape sequence or bare CR reaches a
 // terminal, a log line stays one line, and the bytes can be read back
-// exactly. By default C0 and C1 controls, DEL, U+2028/U+2029 and the bidi
-// overrides (U+202A–U+202E, U+2066–U+2069) are escaped, other valid UTF-8 is
-// kept. The result is cut after about max bytes, with "...".
+// exactly. By default C0 controls but TAB, DEL, C1 controls, U+2028/U+2029
+// and the bidi overrides (U+202A–U+202E, U+2066–U+2069) are escaped, other
+// valid UTF-8 is kept. The result is cut after about max bytes, with "...".
 std::string printable(std::string_view s, std::size_t max = kNoLimit, Keep keep = Keep::kUtf8);
 
 }  // namespace tern::util

@@ -1,6 +1,7 @@
 """The world end-to-end delivery tests run in: a dnsmasq with the test
 domains' MX and A records, scripted SMTP peers on other loopback addresses
 (127.0.0.2, 127.0.0.3, … port 25), and a tern that relays for 127.0.0.0/8,
+may deliver to loopback addresses from DNS ([delivery] private_networks),
 retries after one second and gives up on silent peers after two.
 
     def test_x(mta):
@@ -24,6 +25,8 @@ from peers import ScriptedPeer, free_address
 from ternlib import TernServer, base_config
 
 HERE = pathlib.Path(__file__).parent
+# [delivery] private_networks for peers on 127.0.0.x and ::1.
+LOOPBACK = '["127.0.0.0/8", "::1/128"]'
 DSN_CHECK = HERE / "dsn_check.py"
 
 
@@ -63,12 +66,20 @@ class Mta:
         self.dns_server = DnsServer(mx=mx, hosts=hosts).start()
         return self.dns_server
 
-    def tern(self, extra="", delivery="", retry='["1s"]', queue="", listeners=(("default", ""),), name=None):
+    def tern(self, extra="", delivery="", retry='["1s"]', queue="", listeners=(("default", ""),), name=None,
+             private_networks=LOOPBACK):
         """A started tern; extra, delivery and queue add TOML to the top level,
-        [delivery] and [queue]."""
+        [delivery] and [queue]. The peers live on loopback addresses, which
+        delivery refuses unless [delivery] private_networks lists them:
+        private_networks=None leaves the key out (tern's default, none)."""
         dns = f'[dns]\nservers = ["{self.dns_server.address}"]\n' if self.dns_server else ""
         extra = (f'[relay]\nnetworks = ["127.0.0.0/8"]\n[queue]\nretry = {retry}\n{queue}\n' + dns + extra)
-        delivery = 'connect_timeout = "2s"\ncommand_timeout = "2s"\ndata_timeout = "5s"\n' + delivery
+        networks = f"private_networks = {private_networks}\n" if private_networks is not None else ""
+        given = {line.split("=")[0].strip() for line in delivery.splitlines() if "=" in line}
+        defaults = [f'{key} = "{value}"\n' for key, value in
+                    (("connect_timeout", "2s"), ("command_timeout", "2s"), ("data_timeout", "5s"))
+                    if key not in given]  # a key in `delivery` replaces the default
+        delivery = "".join(defaults) + networks + delivery
         server = TernServer(self.tmp / (name or f"tern{len(self.servers)}"), base_config(listeners, extra, delivery))
         self.servers.append(server)
         return server.start()

@@ -124,8 +124,10 @@ def sanitized():
 class Client:
     """An SMTP client that shows replies exactly as they come, like Telnet."""
 
-    def __init__(self, port, host="127.0.0.1", timeout=30):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port, host="127.0.0.1", timeout=30, source=None):
+        """source: the local address to connect from, e.g. "127.0.0.2"."""
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.file = self.sock.makefile("rb")
         self.greeted = False
 

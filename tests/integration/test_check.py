@@ -424,9 +424,10 @@ def test_starttls_refused_by_a_server_without_it(world):
 
 def test_auth_with_the_password_from_the_environment(world, tmp_path):
     log = tmp_path / "check.log"
+    # A self-signed certificate: only --insecure-auth lets the password go.
     r = check(world, "kate@example.test", "--server", f"127.0.0.1:{world.submission}", "--starttls",
-              "--auth", "chris@example.test", "--from", "chris@example.test", "--log", str(log),
-              env={"TERN_PASSWORD": PASSWORD})
+              "--auth", "chris@example.test", "--insecure-auth", "--from", "chris@example.test",
+              "--log", str(log), env={"TERN_PASSWORD": PASSWORD})
     assert r.returncode == 0, r.stdout
     in_order(r.lines,
              "-> STARTTLS",
@@ -448,7 +449,7 @@ def test_auth_with_the_password_from_the_environment(world, tmp_path):
 def test_auth_failures_are_explained(world):
     server = f"127.0.0.1:{world.submission}"
     r = check(world, "kate@example.test", "--server", server, "--starttls", "--auth", "chris@example.test",
-              env={"TERN_PASSWORD": "wrong password"})
+              "--insecure-auth", env={"TERN_PASSWORD": "wrong password"})
     assert r.returncode == 1
     in_order(r.lines, "<- 535 5.7.3 Authentication unsuccessful",
              "     5.7.3 Security conversion required but not possible (Exchange: authentication unsuccessful)",
@@ -456,8 +457,8 @@ def test_auth_failures_are_explained(world):
              "     - a wrong user name or password", "-> QUIT")
     assert "-> MAIL FROM" not in r.stdout
 
-    # Without STARTTLS this listener offers no AUTH.
-    r = check(world, "kate@example.test", "--server", server, "--auth", "chris@example.test",
+    # Without STARTTLS this listener offers no AUTH (--insecure-auth: no TLS asked for).
+    r = check(world, "kate@example.test", "--server", server, "--auth", "chris@example.test", "--insecure-auth",
               env={"TERN_PASSWORD": PASSWORD})
     assert r.returncode == 1
     in_order(r.lines, "   the server does not offer AUTH in its EHLO reply (many offer it only after STARTTLS)",
@@ -469,6 +470,63 @@ def test_auth_failures_are_explained(world):
     assert verdict(r) == ("== Verdict: FAIL — --auth chris@example.test needs a password: set TERN_PASSWORD "
                           "(standard input is not a terminal to ask for it)")
     assert "== OPEN" not in r.stdout
+
+
+def test_auth_password_not_sent_over_tls_that_failed_verification(world, tmp_path):
+    log = tmp_path / "check.log"
+    r = check(world, "kate@example.test", "--server", f"127.0.0.1:{world.submission}", "--starttls",
+              "--auth", "chris@example.test", "--log", str(log), env={"TERN_PASSWORD": PASSWORD})
+    assert r.returncode == 1, r.stdout
+    in_order(r.lines,
+             "-> STARTTLS",
+             "   verification: FAILED: self-signed certificate",
+             f"-> EHLO {HELO}",
+             "   the password was not sent: the TLS certificate failed verification (self-signed certificate), "
+             "so the server may not be who it claims to be",
+             "-> QUIT")
+    assert verdict(r) == (f"== Verdict: FAIL — not sending the password of chris@example.test to "
+                          f"127.0.0.1:{world.submission}: the TLS certificate failed verification "
+                          "(self-signed certificate), so the server may not be who it claims to be "
+                          "(--insecure-auth sends it anyway)")
+    for output in (r.stdout, log.read_text()):
+        assert "-> AUTH" not in output and "-> MAIL" not in output
+
+
+def test_auth_turns_on_starttls_and_never_sends_in_clear_text(world):
+    r = check(world, "kate@example.test", "--server", f"127.0.0.1:{world.submission}",
+              "--auth", "chris@example.test", "--json", env={"TERN_PASSWORD": PASSWORD})
+    assert r.returncode == 1, r.stdout
+    j = json.loads(r.stdout)
+    assert j["tls"]["verified"] is False
+    assert j["auth"] == {"sent": False, "reason": "the TLS certificate failed verification (self-signed "
+                                                  "certificate), so the server may not be who it claims to be"}
+    sent = [s.get("sent", "") for s in j["steps"]]
+    assert "STARTTLS" in sent and not any(x.startswith("AUTH") for x in sent), sent
+
+    # A server without STARTTLS gets no password at all.
+    r = check(world, "kate@postfix.test", "--auth", "chris@example.test", env={"TERN_PASSWORD": PASSWORD})
+    assert r.returncode == 1
+    in_order(r.lines, "   --auth: STARTTLS first, so that the password is never sent in clear text",
+             "-> STARTTLS", re.compile(r"^<- 5\d\d "))
+    assert "-> AUTH" not in r.stdout
+
+
+def test_auth_over_a_verified_certificate(world):
+    # Trusted (SSL_CERT_FILE) and naming the MX host: the password goes, no flag needed.
+    r = check(world, "kate@example.test", "--port", str(world.submission), "--auth", "chris@example.test",
+              "--from", "chris@example.test", env={"TERN_PASSWORD": PASSWORD, "SSL_CERT_FILE": str(world.cert)})
+    assert r.returncode == 0, r.stdout
+    in_order(r.lines,
+             "-> STARTTLS",
+             "   verification: ok (a trusted chain, and it names mx1.example.test)",
+             "-> AUTH PLAIN **** (user chris@example.test)",
+             "<- 235 2.7.0 Authentication successful")
+
+
+def test_help_names_insecure_auth(world):
+    out = subprocess.run([TERN, "check", "--help"], capture_output=True, text=True, timeout=30)
+    assert "--insecure-auth" in out.stdout
+    assert "certificate failed verification" in out.stdout
 
 
 # --- --json and --log ----------------------------------------------------------

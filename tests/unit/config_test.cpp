@@ -50,6 +50,30 @@ TEST(Config, Defaults) {
   EXPECT_EQ(c.listeners[0].max_recipients, 200u);
   EXPECT_EQ(c.listeners[0].max_errors, 10u);
   EXPECT_EQ(c.listeners[0].command_timeout_ms, 300000u);
+  EXPECT_EQ(c.listeners[0].max_connections, 20000u);
+  EXPECT_EQ(c.listeners[0].max_connections_per_source, 20u);  // SPEC §2, as Exchange
+}
+
+TEST(Config, ConnectionLimits) {
+  auto c = parse(base("max_connections = 500\nmax_connections_per_source = 50\n"), "/x/tern.toml");
+  EXPECT_EQ(c.listeners[0].max_connections, 500u);
+  EXPECT_EQ(c.listeners[0].max_connections_per_source, 50u);
+}
+
+TEST(Config, DeliveryLimitsAndPrivateNetworks) {
+  auto c = parse(base(""), "/x/tern.toml");
+  EXPECT_TRUE(c.delivery.private_networks.empty());  // SPEC §2: none by default
+  EXPECT_EQ(c.delivery.attempt_timeout_ms, 3u * c.delivery.data_timeout_ms);
+  EXPECT_EQ(c.delivery.max_local_deliveries, 20u);
+  c = parse(base("[delivery]\ndata_timeout = \"5s\"\nmax_local_deliveries = 3\n"
+                 "private_networks = [\"127.0.0.0/8\", \"::1/128\"]\n"),
+            "/x/tern.toml");
+  EXPECT_EQ(c.delivery.attempt_timeout_ms, 15'000u);
+  EXPECT_EQ(c.delivery.max_local_deliveries, 3u);
+  ASSERT_EQ(c.delivery.private_networks.size(), 2u);
+  EXPECT_EQ(c.delivery.private_networks[1].text, "::1/128");
+  c = parse(base("[delivery]\nattempt_timeout = \"20m\"\n"), "/x/tern.toml");
+  EXPECT_EQ(c.delivery.attempt_timeout_ms, 1'200'000u);
 }
 
 TEST(Config, IPv6Listener) {
@@ -69,9 +93,19 @@ TEST(Config, ErrorsNameFileLineAndKey) {
   const Bad cases[] = {
       {base("tls = \"tsl\"\n"), 5, "listener[0].tls", "must be one of none, starttls, implicit"},
       {base("max_recipients = \"many\"\n"), 5, "listener[0].max_recipients", "whole number"},
+      {base("max_connections_per_source = 0\n"), 5, "listener[0].max_connections_per_source",
+       "between 1 and 1000000"},
+      {base("max_connections_per_source = \"20\"\n"), 5, "listener[0].max_connections_per_source",
+       "whole number"},
       {base("colour = \"blue\"\n"), 5, "listener[0].colour", "unknown key"},
       {base("[queue]\nretry = [\"5 minutes\"]\n"), 6, "queue.retry", "duration"},
       {base("[relay]\nnetworks = [\"10.0.0.0/33\"]\n"), 6, "relay.networks", "network"},
+      {base("[delivery]\nport = 25\nprivate_networks = [\"127.0.0.0/8\", \"loopback\"]\n"), 7,
+       "delivery.private_networks", "network"},
+      {base("[delivery]\nattempt_timeout = \"500ms\"\n"), 6, "delivery.attempt_timeout",
+       "at least 1s"},
+      {base("[delivery]\nmax_local_deliveries = 0\n"), 6, "delivery.max_local_deliveries",
+       "between 1 and"},
       {base("[domains]\naccepted = [\"example.test\"]\n[[mailbox]]\naddress = "
             "\"kate@other.test\"\nmaildir = \"m\"\n"),
        8, "mailbox[0].address", "accepted"},

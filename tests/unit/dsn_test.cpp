@@ -14,6 +14,7 @@
 #include "queue/dsn.h"
 #include "smtp/headers.h"
 #include "util/random.h"
+#include "util/text.h"
 
 namespace tern::queue {
 namespace {
@@ -375,6 +376,75 @@ TEST(DsnCompose, RemoteTextCannotAddFieldsOrParts) {
   EXPECT_EQ(text.find("\n--fake"), std::string::npos);
   EXPECT_TRUE(has_line(text, "Diagnostic-Code: smtp; 550 5.1.1 no X-Injected: yes --fake"));
   EXPECT_TRUE(has_line(text, "Remote-MTA: dns; mx1.remote.test"));
+}
+
+// Every CR is followed by LF and every LF preceded by CR (RFC 5321 §2.3.8).
+std::string bare_line_end(std::string_view text) {
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\r' && (i + 1 == text.size() || text[i + 1] != '\n'))
+      return "bare CR at " + std::to_string(i);
+    if (text[i] == '\n' && (i == 0 || text[i - 1] != '\r'))
+      return "bare LF at " + std::to_string(i);
+  }
+  return "";
+}
+
+TEST(DsnCompose, ReturnedMessageHasOnlyCrLf) {
+  struct Case {
+    std::string_view original, returned;  // part 3 after its own header
+  } cases[] = {
+      {"Subject: x\r\n\r\nA\r.\rB\r\n", "Subject: x\r\n\r\nA\r\n.\r\nB\r\n"},
+      {"Subject: x\n\nbare\nlf\n", "Subject: x\r\n\r\nbare\r\nlf\r\n"},
+      {"Subject: x\r\n\r\nends in CR\r", "Subject: x\r\n\r\nends in CR\r\n"},
+      {"Subject: x\r\n\r\nno end", "Subject: x\r\n\r\nno end\r\n"},
+  };
+  for (const auto& c : cases) {
+    Envelope env = envelope();
+    env.ret = DsnRet::kFull;
+    DsnRequest req = request(env, {failed(0)});
+    req.original_content = c.original;
+    std::string text = compose(req);
+    EXPECT_EQ(bare_line_end(text), "") << util::printable(c.original);
+    auto parts = parts_of(text);
+    ASSERT_EQ(parts.size(), 3u);
+    EXPECT_TRUE(parts[2].ends_with(std::string("\r\n\r\n") + std::string(c.returned)))
+        << util::printable(parts[2]);
+
+    env.ret = DsnRet::kHeaders;  // the header section alone
+    req = request(env, {failed(0)});
+    req.original_content = c.original;
+    EXPECT_EQ(bare_line_end(compose(req)), "") << util::printable(c.original);
+  }
+}
+
+// Text from peers and from the envelope, whatever bytes it holds, stays inside
+// its field: no new header field, no MIME boundary, no bare line end.
+TEST(DsnCompose, HostileTextStaysInItsField) {
+  const std::string hostile[] = {
+      "550 5.1.1 no\r\nX-Injected: yes",
+      "550 5.1.1 no\nX-Injected: yes",
+      "550 5.1.1 no\rX-Injected: yes",
+      std::string("550 5.1.1 no\0\x1b[31m\xff\xfe\r\n\r\n--=_tern-dsn-x--\r\nX-Injected: yes", 43),
+      "550 5.1.1 " + std::string(5000, 'x') + "\r\nX-Injected: yes",
+  };
+  for (const auto& text : hostile) {
+    Envelope env = envelope();
+    env.sender = "alice@example.org\r\nX-Injected: yes";
+    env.recipients[0].address = "bob@remote.test\r\nX-Injected: yes";
+    DsnRecipient r = failed(0);
+    r.diagnostic = text;
+    r.remote_mta = text;
+    std::string notice = compose(request(env, {r}));
+    EXPECT_EQ(bare_line_end(notice), "") << util::printable(text);
+    EXPECT_EQ(notice.find("\nX-Injected"), std::string::npos) << util::printable(text);
+    EXPECT_EQ(notice.find("\n--=_tern-dsn-x"), std::string::npos) << util::printable(text);
+    EXPECT_EQ(notice.find('\0'), std::string::npos);
+    EXPECT_EQ(notice.find('\x1b'), std::string::npos);
+    EXPECT_EQ(parts_of(notice).size(), 3u);
+    EXPECT_TRUE(has_line(notice, "To: <alice@example.org\\x0d\\x0aX-Injected: yes>"));
+    EXPECT_NE(notice.find("Final-Recipient: utf-8; bob@remote.test\\x{0D}\\x{0A}X-Injected:"),
+              std::string::npos);
+  }
 }
 
 TEST(DsnCompose, InternationalAddresses) {

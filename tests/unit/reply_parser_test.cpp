@@ -135,6 +135,41 @@ TEST(ReplyParser, LongLineIsAnErrorWithOrWithoutItsEnd) {
   EXPECT_EQ(parse_all("250 " + std::string(508, 'x') + "\r\n").status, ReplyParser::Status::kReply);
 }
 
+// A hostile next hop streaming without end, read the way ClientConnection
+// reads (4 KB at a time, the parser between reads): the parser gives up
+// while the bytes held stay under one line limit plus one read.
+std::size_t most_held_until_error(const std::string& unit, std::size_t max_line) {
+  constexpr std::size_t kRead = 4096;
+  ReplyParser parser(100, max_line);
+  InputBuffer in;
+  Reply reply;
+  std::string error;
+  std::size_t most = 0, sent = 0;
+  for (;;) {
+    char* p = in.prepare(kRead);
+    for (std::size_t i = 0; i < kRead; ++i, ++sent) p[i] = unit[sent % unit.size()];
+    in.commit(kRead);
+    most = std::max(most, in.data().size());
+    auto status = parser.parse(in, reply, error);
+    if (status == ReplyParser::Status::kError) return most;
+    EXPECT_EQ(status, ReplyParser::Status::kNeedMore);
+    if (sent > 10 * 1024 * 1024) {
+      ADD_FAILURE() << "no error after 10 MB of " << unit.substr(0, 20);
+      return most;
+    }
+  }
+}
+
+TEST(ReplyParser, EndlessInputIsBounded) {
+  std::size_t max_line = 4096;
+  EXPECT_LE(most_held_until_error("x", max_line), max_line + 1 + 4096);  // a 100 KB+ line
+  EXPECT_LE(most_held_until_error("451 " + std::string(100'000, 'x') + "\r\n", max_line),
+            max_line + 1 + 4096);
+  EXPECT_LE(most_held_until_error("250-MORE\r\n", max_line), 2 * 4096u);  // continuation forever
+  EXPECT_LE(most_held_until_error("250-" + std::string(4000, 'y') + "\r\n", max_line),
+            max_line + 1 + 4096);
+}
+
 TEST(ReplyParser, InputSplitAtEveryByte) {
   const std::string wire = "250-2.0.0 mx Hello\r\n250-2.0.0 SIZE 10\r\n250 2.0.0 OK\r\n";
   ReplyParser parser;

@@ -319,6 +319,14 @@ TEST(SmtpClientDotStuffer, Table) {
       {"a\r\n.b\r\n..c\r\nd.\r\n", "a\r\n..b\r\n...c\r\nd.\r\n.\r\n"},
       {"bare\n.lf\n", "bare\r\n..lf\r\n.\r\n"},
       {"x\r\n.", "x\r\n..\r\n.\r\n"},
+      // A bare CR never goes out (RFC 5321 §2.3.8): "<CR>.<CR>" would end the
+      // data early at a receiver that accepts it (SMTP smuggling).
+      {"A\r.\r", "A\r\n..\r\n.\r\n"},
+      {"A\r.\rMAIL FROM:<x@y>\r\n", "A\r\n..\r\nMAIL FROM:<x@y>\r\n.\r\n"},
+      {"a\r\r\nb", "a\r\n\r\nb\r\n.\r\n"},
+      {"a\n\rb", "a\r\n\r\nb\r\n.\r\n"},
+      {"\r\n.\n.\r", "\r\n..\r\n..\r\n.\r\n"},
+      {"end\r", "end\r\n.\r\n"},
   };
   for (const auto& c : cases) {
     for (std::size_t max : {std::size_t{1}, std::size_t{1000}}) {
@@ -329,6 +337,35 @@ TEST(SmtpClientDotStuffer, Table) {
         all += piece;
       }
       EXPECT_EQ(all, c.out) << util::printable(c.in) << " max " << max;
+    }
+  }
+}
+
+// Whatever the stored bytes, every CR on the wire is followed by LF and every
+// LF preceded by CR, and the only end of data is the last five octets.
+TEST(SmtpClientDotStuffer, NoBareLineEndForAnyByteString) {
+  const char alphabet[] = {'\r', '\n', '.', 'a', '\0'};
+  std::size_t total = 1;
+  for (std::size_t length = 0; length <= 7; ++length, total *= 5) {
+    for (std::size_t n = 0; n < total; ++n) {
+      std::string in;
+      for (std::size_t k = n, i = 0; i < length; ++i, k /= 5) in += alphabet[k % 5];
+      DotStuffer stuffer(in);
+      std::string all, piece;
+      while (!stuffer.done()) {
+        stuffer.next(piece, 3);
+        all += piece;
+      }
+      for (std::size_t i = 0; i < all.size(); ++i) {
+        if (all[i] == '\r') {
+          ASSERT_EQ(all[i + 1], '\n') << util::printable(in);
+        }
+        if (all[i] == '\n') {
+          ASSERT_EQ(all[i - 1], '\r') << util::printable(in);
+        }
+      }
+      std::string wire = "\r\n" + all;  // what follows the 354 reply's line end
+      ASSERT_EQ(wire.find("\r\n.\r\n"), wire.size() - 5) << util::printable(in);
     }
   }
 }
@@ -566,6 +603,35 @@ TEST(SmtpClient, SilentPeerTimesOut) {
   EXPECT_EQ(r.failure->scope, Scope::kConnection);
   EXPECT_EQ(r.failure->reply.summary(), "451 4.4.2 Connection with " + r.failure->remote_host +
                                             " timed out after 200 ms waiting for the greeting");
+}
+
+// The attempt's deadline ends a wait long before the command timeout would,
+// and says so.
+TEST(SmtpClient, DeadlineEndsTheWaitBeforeTheTimeout) {
+  asio::io_context io;
+  FakeServer server(io, {kGreeting, ehlo_reply("SIZE"), "250 ok\r\n", "<silent>"});
+  auto options = test_options();
+  options.timeouts.command = Millis(60'000);
+  options.deadline = std::chrono::steady_clock::now() + Millis(300);
+  auto r = deliver(server, io, {message({"b@example.test"})}, options);
+  ASSERT_EQ(r.outcomes.size(), 1u);
+  const auto& out = r.outcomes.at(0).at(0).outcome;
+  EXPECT_EQ(out.scope, Scope::kConnection);
+  EXPECT_EQ(out.reply.summary(), "451 4.4.2 Connection with " + out.remote_host + " " +
+                                     std::string(kBudgetSpent) +
+                                     " waiting for the reply to RCPT TO");
+}
+
+TEST(SmtpClient, PastDeadlineDoesNotConnect) {
+  asio::io_context io;
+  FakeServer server(io, {kGreeting});
+  auto options = test_options();
+  options.deadline = std::chrono::steady_clock::now() - Millis(1);
+  asio::io_context client_io;
+  auto r = deliver(client_io, server.endpoint(), {}, options);
+  ASSERT_TRUE(r.failure);
+  EXPECT_NE(r.failure->reply.summary().find(kBudgetSpent), std::string::npos)
+      << r.failure->reply.summary();
 }
 
 TEST(SmtpClient, SilenceAfterTheFinalDot) {

@@ -31,14 +31,15 @@ std::string unescape(std::string_view s) {
 
 bool has_control(std::string_view s) {
   for (unsigned char c : s)
-    if (c < 0x20 || c == 0x7f) return true;
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return true;
   return false;
 }
 
 TEST(Printable, EscapeSequencesAndBareLineEndsAreEscaped) {
   EXPECT_EQ(printable("\x1b[2Jcleared"), "\\x1b[2Jcleared");
   EXPECT_EQ(printable("\x1b]0;title\x07"), "\\x1b]0;title\\x07");
-  EXPECT_EQ(printable("a\rb\nc\td\0e"sv), "a\\x0db\\x0ac\\x09d\\x00e");
+  EXPECT_EQ(printable("a\rb\nc\0e\x01\x1f"sv), "a\\x0db\\x0ac\\x00e\\x01\\x1f");
+  EXPECT_EQ(printable("folded\r\n\tline"), "folded\\x0d\\x0a\tline");  // TAB is white space
   EXPECT_EQ(printable("del\x7f"), "del\\x7f");
 }
 
