@@ -19,6 +19,10 @@ namespace tern::delivery {
 namespace {
 
 constexpr Millis kQuitWait{10'000};  // a peer that does not answer QUIT holds nothing back
+// AUTH mechanisms kept from an EHLO reply. Real servers offer a handful; a
+// hostile one can list tens of thousands in one reply, which must cost neither
+// memory nor time on the event loop.
+constexpr std::size_t kMaxAuthMechanisms = 32;
 
 std::string peer_text(const std::string& name, const asio::ip::tcp::endpoint& endpoint) {
   return name + "[" + endpoint.address().to_string() + "]:" + std::to_string(endpoint.port());
@@ -190,7 +194,7 @@ Capabilities Capabilities::parse(const smtp::Reply& ehlo_reply) {
       caps.size_limit = util::parse_uint(util::trim(params)).value_or(0);
     } else if (keyword == "AUTH") {
       for (auto mechanism : util::split(params, ' '))
-        if (!mechanism.empty() &&
+        if (!mechanism.empty() && caps.auth.size() < kMaxAuthMechanisms &&
             std::find(caps.auth.begin(), caps.auth.end(), mechanism) == caps.auth.end())
           caps.auth.emplace_back(mechanism);
     } else {

@@ -2,6 +2,8 @@
 // reset. See session.h for the contract.
 #include "server/session.h"
 
+#include <utility>
+
 #include "server/auth.h"
 #include "smtp/replies.h"
 

@@ -292,6 +292,22 @@ TEST(SmtpClientCapabilities, SizeWithoutLimitAndNothingElse) {
   EXPECT_FALSE(Capabilities::parse(smtp::Reply(250, "", "mx")).size_limit.has_value());
 }
 
+// A hostile next hop may list tens of thousands of mechanisms in one EHLO
+// reply (100 lines of 4 KB); tern keeps the first few, in order, and no more.
+TEST(SmtpClientCapabilities, HostileAuthListIsCapped) {
+  std::vector<std::string> lines{"mx", "AUTH PLAIN LOGIN"};
+  for (int line = 0; line < 98; ++line) {
+    std::string auth = "AUTH";
+    for (int i = 0; auth.size() < 4000; ++i) auth += " M" + std::to_string(line * 1000 + i);
+    lines.push_back(auth);
+  }
+  auto c = Capabilities::parse(smtp::Reply(250, "", lines));
+  ASSERT_EQ(c.auth.size(), 32u);
+  EXPECT_EQ(c.auth[0], "PLAIN");
+  EXPECT_EQ(c.auth[1], "LOGIN");
+  EXPECT_EQ(c.auth[2], "M0");
+}
+
 TEST(SmtpClientDotStuffer, Table) {
   struct Case {
     std::string in, out;
