@@ -12,6 +12,11 @@ constexpr const char* kHello = "EHLO client.example";
 constexpr const char* kMail = "MAIL FROM:<chris@contoso.com>";
 constexpr const char* kRcpt = "RCPT TO:<kate@example.test>";
 
+// EHLO, MAIL and RCPT accepted: the session waits for DATA or BDAT.
+void open_transaction(SessionHarness& h) {
+  open_transaction(h);
+}
+
 std::string big_body(std::size_t lines) {
   std::string body = "Subject: big\r\nMessage-ID: <big@contoso.com>\r\n\r\n";
   for (std::size_t i = 0; i < lines; ++i) body += std::string(70, 'a' + i % 26) + "\r\n";
@@ -20,9 +25,7 @@ std::string big_body(std::size_t lines) {
 
 TEST(SessionStream, DataStreamsIntoPartsAndStoresEveryByte) {
   SessionHarness h;
-  h.say(kHello);
-  h.say(kMail);
-  h.say(kRcpt);
+  open_transaction(h);
   h.say("DATA");
   std::string body = big_body(20000);  // about 1.4 MB: several parts
   std::string reply;
@@ -41,9 +44,7 @@ TEST(SessionStream, DataStreamsIntoPartsAndStoresEveryByte) {
 
 TEST(SessionStream, AbandonedMessageHandsItsPartsBack) {
   SessionHarness h;
-  h.say(kHello);
-  h.say(kMail);
-  h.say(kRcpt);
+  open_transaction(h);
   h.say("DATA");
   std::string body = big_body(10000);
   for (std::size_t at = 0; at < body.size(); at += 65536) h.feed(body.substr(at, 65536));
@@ -51,9 +52,7 @@ TEST(SessionStream, AbandonedMessageHandsItsPartsBack) {
   EXPECT_EQ(h.abandoned(), 0);
   // A message over the size limit is refused: what was stored is abandoned.
   SessionHarness small("max_message_size = 300000\n");
-  small.say(kHello);
-  small.say(kMail);
-  small.say(kRcpt);
+  open_transaction(small);
   small.say("DATA");
   std::string reply;
   for (std::size_t at = 0; at < body.size(); at += 65536)
@@ -66,9 +65,7 @@ TEST(SessionStream, AbandonedMessageHandsItsPartsBack) {
 
 TEST(SessionStream, FullDiskWhileStreamingAnswers452AfterTheData) {
   SessionHarness h;
-  h.say(kHello);
-  h.say(kMail);
-  h.say(kRcpt);
+  open_transaction(h);
   h.say("DATA");
   std::string body = big_body(10000);
   h.spool().room = false;  // the spool refuses the parts
@@ -83,9 +80,7 @@ TEST(SessionStream, FullDiskWhileStreamingAnswers452AfterTheData) {
 
 TEST(SessionStream, BdatStreamsToo) {
   SessionHarness h;
-  h.say(kHello);
-  h.say(kMail);
-  h.say(kRcpt);
+  open_transaction(h);
   std::string body = big_body(12000);
   std::string reply = h.feed("BDAT " + std::to_string(body.size()) + " LAST\r\n" + body);
   EXPECT_EQ(reply.rfind("250 2.6.0 <big@contoso.com>", 0), 0u) << reply;
@@ -96,18 +91,14 @@ TEST(SessionStream, BdatStreamsToo) {
 
 TEST(SessionStream, BdatSizeNearTwoToTheSixtyFourDoesNotWrap) {
   SessionHarness h;
-  h.say(kHello);
-  h.say(kMail);
-  h.say(kRcpt);
+  open_transaction(h);
   EXPECT_EQ(h.feed("BDAT 10\r\n0123456789"), "250 2.0.0 10 octets received\r\n");
   // 10 + (2^64 - 1) wraps to 9 in unchecked arithmetic: it must be refused.
   std::string reply = h.feed("BDAT 18446744073709551615 LAST\r\nabc");
   EXPECT_EQ(reply, "");  // the chunk is still being read (RFC 3030 §3) …
   EXPECT_TRUE(h.spool().list().empty());
   SessionHarness fresh;
-  fresh.say(kHello);
-  fresh.say(kMail);
-  fresh.say(kRcpt);
+  open_transaction(fresh);
   fresh.feed("BDAT 18446744073709551615\r\n");
   std::string junk(100000, 'x');
   for (int i = 0; i < 20; ++i) fresh.feed(junk);  // … but nothing of it is kept
@@ -116,9 +107,7 @@ TEST(SessionStream, BdatSizeNearTwoToTheSixtyFourDoesNotWrap) {
 
 TEST(SessionStream, EchoedMessageIdIsBoundedAndPrintable) {
   SessionHarness h;
-  h.say(kHello);
-  h.say(kMail);
-  h.say(kRcpt);
+  open_transaction(h);
   h.say("DATA");
   std::string id = "<" + std::string(900, 'x') + "\x1b[2J\r@x>";
   std::string reply = h.feed("Message-ID: " + id + "\r\n\r\nhi\r\n.\r\n");
@@ -132,9 +121,7 @@ TEST(SessionStream, EchoedMessageIdIsBoundedAndPrintable) {
 
 TEST(SessionStream, NonUtf8MessageIdIsQueued) {
   SessionHarness h;
-  h.say(kHello);
-  h.say(kMail);
-  h.say(kRcpt);
+  open_transaction(h);
   h.say("DATA");
   std::string reply = h.feed("Message-ID: <\xff@x>\r\n\r\nhi\r\n.\r\n");
   EXPECT_EQ(reply.rfind("250 2.6.0 <\\xff@x> [InternalId=", 0), 0u) << reply;
