@@ -14,7 +14,9 @@ constexpr const char* kRcpt = "RCPT TO:<kate@example.test>";
 
 // EHLO, MAIL and RCPT accepted: the session waits for DATA or BDAT.
 void open_transaction(SessionHarness& h) {
-  open_transaction(h);
+  h.say(kHello);
+  h.say(kMail);
+  h.say(kRcpt);
 }
 
 std::string big_body(std::size_t lines) {
