@@ -59,6 +59,7 @@
 #include "config/config.h"
 #include "delivery/outcome.h"
 #include "delivery/smtp_client_wire.h"
+#include "fuzz_config.h"
 #include "queue/attempt.h"
 #include "queue/envelope.h"
 #include "queue/spool_memory.h"
@@ -95,26 +96,12 @@ void trace(const char* format, ...) {
 
 const config::Config& pipeline_config() {
   static const config::Config c = [] {
-    config::Config c;
-    c.hostname = "mx.example.test";
-    c.accepted_domains = {"example.test"};
-    config::Mailbox kate;
-    kate.address = "kate@example.test";
-    kate.maildir = "/nonexistent";
-    kate.password = "{SHA512-CRYPT}$6$rounds=1000$fuzzsalt$";  // never matches: no slow hashing
-    kate.aliases = {"katherine@example.test"};
-    c.mailboxes.push_back(kate);
+    // larger than a spool part, smaller than "@@x" can make
+    config::Config c = fuzz::base_config(600 * 1024);
     config::Mailbox postmaster;
     postmaster.address = "postmaster@example.test";
     postmaster.maildir = "/nonexistent";
     c.mailboxes.push_back(postmaster);
-    c.relay_networks.push_back(*util::Cidr::parse("198.51.100.0/24"));
-    config::Listener l;
-    l.name = "fuzz";
-    l.max_message_size = 600 * 1024;  // larger than a part, smaller than "@@x" can make
-    l.max_recipients = 100;
-    l.command_timeout_ms = 1000;
-    c.listeners.push_back(l);
     return c;
   }();
   return c;

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "config/config.h"
+#include "fuzz_config.h"
 #include "queue/spool_memory.h"
 #include "server/auth.h"
 #include "server/session.h"
@@ -17,25 +18,7 @@ using namespace tern;
 namespace {
 
 const config::Config& fuzz_config() {
-  static const config::Config c = [] {
-    config::Config c;
-    c.hostname = "mx.example.test";
-    c.accepted_domains = {"example.test"};
-    config::Mailbox kate;
-    kate.address = "kate@example.test";
-    kate.maildir = "/nonexistent";
-    kate.password = "{SHA512-CRYPT}$6$rounds=1000$fuzzsalt$";  // never matches: no slow hashing
-    kate.aliases = {"katherine@example.test"};
-    c.mailboxes.push_back(kate);
-    c.relay_networks.push_back(*util::Cidr::parse("198.51.100.0/24"));
-    config::Listener l;
-    l.name = "fuzz";
-    l.max_message_size = 65536;
-    l.max_recipients = 100;
-    l.command_timeout_ms = 1000;
-    c.listeners.push_back(l);
-    return c;
-  }();
+  static const config::Config c = fuzz::base_config(65536);
   return c;
 }
 
