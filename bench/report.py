@@ -1,6 +1,6 @@
 """The results: medians per server and scenario, ratios, the issue's targets, tables.
 
-summarize() and summarize_relay() pick the run with the median throughput of each
+summarize() and summarize_relay() (also used for the local scenario) pick the run with the median throughput of each
 server in each scenario and compute tern/Postfix and tern/smtp-sink ratios;
 targets() judges the issue's targets on them; print_report() prints the tables
 on stdout (run.py writes everything, every run included, to the JSON file).
@@ -98,7 +98,7 @@ def summarize_relay(runs: list[dict], scenarios: list[dict], servers: list[str])
     return summary
 
 
-def targets(summary: dict, relay: dict, idle: dict | None) -> list[dict]:
+def targets(summary: dict, relay: dict, idle: dict | None, local: dict | None = None) -> list[dict]:
     """The issue's targets (must) and goals (wished for), judged on the medians."""
     out = []
 
@@ -119,6 +119,17 @@ def targets(summary: dict, relay: dict, idle: dict | None) -> list[dict]:
         rt = e["ratios"].get("tern/postfix")
         if rt and rt["delivered"] is not None:
             add("target", f"{name}: tern delivered msgs/s >= 2x Postfix", rt["delivered"], rt["delivered"] >= 2)
+    for name, e in (local or {}).items():
+        rt = e["ratios"].get("tern/postfix")
+        if rt and rt["delivered"] is not None:
+            add("target", f"{name}: tern delivered msgs/s >= 3x Postfix", rt["delivered"], rt["delivered"] >= 3)
+        if rt and rt["inject"] is not None:
+            add("target", f"{name}: tern accept msgs/s while delivering >= 3x Postfix", rt["inject"],
+                rt["inject"] >= 3)
+        t = e["servers"].get("tern")
+        if t and t.get("cpu_ms_per_msg") is not None:
+            add("target", f"{name}: tern CPU per delivered message <= 0.5 ms (ms)", t["cpu_ms_per_msg"],
+                t["cpu_ms_per_msg"] <= 0.5)
     if idle and idle.get("rss_idle_mb") is not None:
         ok = idle.get("connections_idle") == idle["target"] and idle["rss_idle_mb"] < 256
         add("target", f"{idle['target']} idle connections: tern VmRSS < 256 MB (MB)", idle["rss_idle_mb"], ok)
@@ -167,6 +178,29 @@ def print_relay(relay: dict) -> None:
                   f"injected msgs/s {fmt(r['inject'], '.2f')}x, CPU per message {fmt(r['cpu_per_msg'], '.2f')}x")
 
 
+def print_local(local: dict) -> None:
+    for name, e in local.items():
+        print("")
+        print(f"== {name}, {e['messages']} messages: client -> server -> a local Maildir (fsync'd) ==")
+        print(f"  {'server':<14}{'delivered/s':>12}{'accepted/s':>11}{'drain s':>9}{'CPU s':>8}{'CPU ms/msg':>12}"
+              f"{'RSS MB':>8}{'cgroup MB':>11}{'errors':>8}   all runs delivered/s")
+        for kind, s in e["servers"].items():
+            print(f"  {LABELS[kind]:<14}{fmt(s['delivered_per_s']):>12}{fmt(s['inject_per_s']):>11}"
+                  f"{fmt(s['drain_after_inject_s'], '.2f'):>9}{fmt(s['cpu_s'], '.2f'):>8}"
+                  f"{fmt(s['cpu_ms_per_msg'], '.3f'):>12}{_memory(s):>8}{fmt(s['peak_cgroup_mb']):>11}"
+                  f"{s['errors']:>8}   {s['delivered_per_s_all']}")
+        for kind, s in e["servers"].items():
+            busy = [t for t in (s.get("threads_cpu") or []) if t["user_s"] + t["sys_s"] >= 0.01][:8]
+            if busy:
+                print(f"  {LABELS[kind]} CPU s by thread (#creation order user+sys): "
+                      + ", ".join(f"#{t['thread']} {t['user_s']:.2f}+{t['sys_s']:.2f}" for t in busy))
+        for key, r in e["ratios"].items():
+            a, b = key.split("/")
+            print(f"  {LABELS[a]}/{LABELS[b]}: delivered msgs/s {fmt(r['delivered'], '.2f')}x, "
+                  f"accepted msgs/s while delivering {fmt(r['inject'], '.2f')}x, "
+                  f"CPU per message {fmt(r['cpu_per_msg'], '.2f')}x")
+
+
 def print_idle(idle: dict) -> None:
     print("")
     print(f"== {idle['target']} idle connections to tern ==")
@@ -181,7 +215,7 @@ def print_idle(idle: dict) -> None:
 
 
 def print_report(summary: dict, relay: dict, idle: dict | None, tgt: list[dict], meta: dict,
-                 runs: list[dict]) -> None:
+                 runs: list[dict], local: dict | None = None) -> None:
     p = print
     p("")
     p(f"tern vs Postfix {meta['postfix_version']} vs smtp-sink — {meta['size']} B messages, "
@@ -197,6 +231,12 @@ def print_report(summary: dict, relay: dict, idle: dict | None, tgt: list[dict],
           "drain s = how long delivery went on after injection ended; conns = SMTP sessions the server "
           "opened to the sink in the whole run (warm-up included).")
         print_relay(relay)
+    if local:
+        p("")
+        p("Local: delivered/s = messages / time from the start of smtp-source until new/ of the Maildir held "
+          "the last; accepted/s = messages / wall time of smtp-source (accepting while delivering); "
+          "CPU ms/msg = the server's CPU in that window per delivered message.")
+        print_local(local)
     kept = [r for r in runs if not r.get("discarded")]
     loud = [(r["server"], r["scenario"], r["foreign_cpu_s"], r["wall_s"]) for r in kept
             if noisy(r, meta["max_foreign"])]

@@ -1,12 +1,14 @@
 #!/usr/bin/python3
 """tern and Postfix side by side (what `make bench` runs): command line and order of runs.
 
-Three scenarios, each server started fresh in its own temp folder on one disk and
+Four scenarios, each server started fresh in its own temp folder on one disk and
 driven by Postfix's smtp-source (see bench/README.md):
   accept  how fast tern, Postfix (every message on hold) and smtp-sink (no queue:
           the upper bound) receive, sync and answer 250      -> scenario_accept.py
   relay   end to end: tern or Postfix relays every message to an smtp-sink of its
           own; delivered messages/s                          -> scenario_relay.py
+  local   end to end: tern or Postfix (`virtual`) delivers every message to a
+          local Maildir; delivered messages/s, accept rate   -> scenario_local.py
   idle    tern's memory with 10,000 idle connections         -> scenario_idle.py
 Servers take turns (who goes first rotates), each scenario `--repeat` times; a run
 disturbed by other work on the machine is measured again. The tables go to stdout
@@ -39,13 +41,14 @@ from measure import fsync_probe, noisy, run_text, wait_quiet  # noqa: E402
 from report import LABELS, fmt, print_report, summarize, summarize_relay, targets  # noqa: E402
 from scenario_accept import measure_accept  # noqa: E402
 from scenario_idle import idle_connections  # noqa: E402
+from scenario_local import LOCAL_SERVERS, measure_local  # noqa: E402
 from scenario_relay import RELAY_SERVERS, measure_relay  # noqa: E402
 from servers import POSTCONF, POSTFIX, SMTP_SINK, SMTP_SOURCE  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 RESULTS = BENCH_DIR / "results" / "latest.json"
-SCENARIOS = ("accept", "relay", "idle")
+SCENARIOS = ("accept", "relay", "local", "idle")
 
 
 def parse_args() -> argparse.Namespace:
@@ -57,12 +60,15 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--relay-messages", type=int, default=10000, help="messages per relay run (default 10000)")
     ap.add_argument("--relay-sessions", default="10,50",
                     help="sessions of the relay runs, comma-separated (default 10,50)")
+    ap.add_argument("--local-sessions", default="10",
+                    help="sessions of the local delivery runs (their messages: --messages), comma-separated "
+                         "(default 10)")
     ap.add_argument("--size", type=int, default=1024, help="message payload bytes, smtp-source -l (default 1024)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per server and scenario, median reported (default 3)")
     ap.add_argument("--warmup", type=int, default=200, help="unmeasured messages before each run (default 200)")
     ap.add_argument("--only", default=None, help="tern|postfix|sink (comma-separated list allowed)")
     ap.add_argument("--only-scenario", default=None, metavar="LIST",
-                    help="accept|relay|idle (comma-separated list allowed; default all three)")
+                    help="accept|relay|local|idle (comma-separated list allowed; default all four)")
     ap.add_argument("--protocol-log", choices=("off", "on", "both"), default="off",
                     help="tern's protocol log during the runs (default off; both = two tern variants)")
     ap.add_argument("--reuse", action="store_true", help="reuse connections (smtp-source -d)")
@@ -93,9 +99,10 @@ def parse_args() -> argparse.Namespace:
     try:
         args.session_list = sorted({int(x) for x in args.sessions.split(",") if x.strip()})
         args.relay_session_list = sorted({int(x) for x in args.relay_sessions.split(",") if x.strip()})
+        args.local_session_list = sorted({int(x) for x in args.local_sessions.split(",") if x.strip()})
     except ValueError:
-        ap.error("--sessions and --relay-sessions take numbers such as 10,50")
-    if (any(s < 1 for s in args.session_list + args.relay_session_list) or args.messages < 1
+        ap.error("--sessions, --relay-sessions and --local-sessions take numbers such as 10,50")
+    if (any(s < 1 for s in args.session_list + args.relay_session_list + args.local_session_list) or args.messages < 1
             or args.relay_messages < 1 or args.repeat < 1):
         ap.error("sessions, messages and repeat must be positive")
     args.only_set = set(args.only.split(",")) if args.only else {"tern", "postfix", "sink"}
@@ -105,7 +112,7 @@ def parse_args() -> argparse.Namespace:
     args.scenario_set = set(args.only_scenario.split(",")) if args.only_scenario else set(SCENARIOS)
     bad = args.scenario_set - set(SCENARIOS)
     if bad:
-        ap.error(f"--only-scenario takes accept, relay or idle, not {', '.join(sorted(bad))}")
+        ap.error(f"--only-scenario takes accept, relay, local or idle, not {', '.join(sorted(bad))}")
     return args
 
 
@@ -140,8 +147,13 @@ def scenario_list(args, servers: list[str]) -> list[dict]:
         for s in args.relay_session_list:
             out.append({"benchmark": "relay", "name": f"relay, {s} session{'s' if s > 1 else ''}",
                         "sessions": s, "messages": args.relay_messages})
+    local_servers = [k for k in servers if k in LOCAL_SERVERS]
+    if "local" in args.scenario_set and local_servers:
+        for s in args.local_session_list:
+            out.append({"benchmark": "local", "name": f"local, {s} session{'s' if s > 1 else ''}",
+                        "sessions": s, "messages": args.messages})
     for sc in out:
-        sc["servers"] = servers if sc["benchmark"] == "accept" else relay_servers
+        sc["servers"] = {"accept": servers, "relay": relay_servers, "local": local_servers}[sc["benchmark"]]
     return out
 
 
@@ -160,7 +172,7 @@ def copy_tern(src: Path, dest: Path) -> None:
 
 
 def run_with_retries(sc: dict, kind: str, rep: int, args, top: Path, tern_binary: Path, runs: list[dict]) -> None:
-    measure = measure_accept if sc["benchmark"] == "accept" else measure_relay
+    measure = {"accept": measure_accept, "relay": measure_relay, "local": measure_local}[sc["benchmark"]]
     for attempt in range(args.retries + 1):
         r = measure(kind, sc, args, top, tern_binary)
         r["repeat"] = rep
@@ -173,7 +185,7 @@ def run_with_retries(sc: dict, kind: str, rep: int, args, top: Path, tern_binary
                 + (f"; ERRORS: {r['errors']}" if r["errors"] else ""))
         else:
             log(f"bench:   {fmt(r.get('delivered_per_s'))} delivered msgs/s, {fmt(r.get('inject_per_s'))} "
-                f"injected msgs/s, CPU {fmt(r.get('cpu_s'), '.2f')} s, wall {fmt(r.get('wall_s'), '.2f')} s, "
+                f"injected msgs/s, CPU {fmt(r.get('cpu_ms_per_msg'), '.3f')} ms/msg, CPU {fmt(r.get('cpu_s'), '.2f')} s, wall {fmt(r.get('wall_s'), '.2f')} s, "
                 f"other work {fmt(r.get('foreign_cpu_s'), '.1f')} CPU s"
                 + (f"; ERRORS: {r['errors']}" if r["errors"] else ""))
         if not noisy(r, args.max_foreign) or attempt == args.retries:
@@ -260,18 +272,20 @@ def main() -> int:
 
         accept_sc = [sc for sc in scenarios if sc["benchmark"] == "accept"]
         relay_sc = [sc for sc in scenarios if sc["benchmark"] == "relay"]
+        local_sc = [sc for sc in scenarios if sc["benchmark"] == "local"]
         summary = summarize([r for r in runs if r["benchmark"] == "accept"], accept_sc, servers)
         relay = summarize_relay([r for r in runs if r["benchmark"] == "relay"], relay_sc, servers)
-        tgt = targets(summary, relay, idle)
+        local = summarize_relay([r for r in runs if r["benchmark"] == "local"], local_sc, servers)
+        tgt = targets(summary, relay, idle, local)
         meta["duration_s"] = time.monotonic() - started
         meta["fsync_ms_end"] = fsync_probe(top)
         meta["loadavg_end"] = os.getloadavg()
         result = {"meta": meta, "scenarios": scenarios, "summary": summary, "relay_summary": relay,
-                  "targets": tgt, "idle_connections": idle, "runs": runs}
+                  "local_summary": local, "targets": tgt, "idle_connections": idle, "runs": runs}
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2, default=str) + "\n")
-        print_report(summary, relay, idle, tgt, meta, runs)
+        print_report(summary, relay, idle, tgt, meta, runs, local)
         failed = any(r["errors"] for r in runs if not r.get("discarded")) or (idle is not None and idle["errors"])
         return 1 if failed else 0
     finally:

@@ -6,7 +6,9 @@ comes from 127.0.0.1), spool in its folder, protocol log off unless asked
 for, RLIMIT_NOFILE 65536 (for 10,000 idle connections). Two modes:
   accept (relay_to None): [delivery] enabled = false, so tern only queues;
   relay  (relay_to PORT): delivery on, and a [[route]] for "*" sends every relayed
-         message to 127.0.0.1:PORT (no DNS).
+         message to 127.0.0.1:PORT (no DNS);
+  local  (local=True): delivery on, every message goes to the [[mailbox]]
+         sink@example.test, a Maildir in mail/sink (file and new/ fsync'd).
 Every message is synced to the spool before its 250 (tern always does).
 """
 
@@ -66,6 +68,11 @@ DELIVERY_OFF = """
 enabled = false
 """
 
+DELIVERY_LOCAL = """
+[delivery]
+enabled = true
+"""
+
 DELIVERY_TO_SINK = """
 [delivery]
 enabled = true
@@ -80,7 +87,7 @@ class TernServer(Server):
     kind = "tern"
 
     def __init__(self, binary: Path, top: Path, protocol_log: bool, use_cgroups: bool, label: str,
-                 relay_to: int | None = None) -> None:
+                 relay_to: int | None = None, local: bool = False) -> None:
         self.binary = binary
         self.label = label
         self.protocol_log = protocol_log
@@ -89,7 +96,13 @@ class TernServer(Server):
         for sub in ("spool", "log", "mail"):
             (self.dir / sub).mkdir()
         self.config = self.dir / "tern.toml"
-        delivery = DELIVERY_OFF if relay_to is None else DELIVERY_TO_SINK.format(host=HOST, port=relay_to)
+        if local:
+            delivery = DELIVERY_LOCAL
+        elif relay_to is None:
+            delivery = DELIVERY_OFF
+        else:
+            delivery = DELIVERY_TO_SINK.format(host=HOST, port=relay_to)
+        self.maildir = self.dir / "mail" / "sink"     # where the local scenario's mail lands
         self.config.write_text(TERN_CONFIG.format(protocol="true" if protocol_log else "false",
                                                   delivery=delivery))
         self.acct = Accounting(label, use_cgroups)
