@@ -36,7 +36,7 @@ Scheduler::Scheduler(asio::any_io_executor executor, const config::Config& confi
       dispatcher_(dispatcher),
       clock_(clock ? std::move(clock) : Clock(system_now_ms)),
       recorder_(config, spool),
-      timer_(executor) {}
+      due_timer_(executor) {}
 
 std::size_t Scheduler::load() {
   std::size_t n = 0;
@@ -59,7 +59,7 @@ std::size_t Scheduler::load() {
 }
 
 void Scheduler::start() {
-  asio::co_spawn(executor_, timer_loop(), asio::detached);
+  look_again();
 }
 
 // The boundary of one message's processing: whatever throws while it is being
@@ -113,7 +113,23 @@ net::awaitable<bool> Scheduler::hold(std::uint64_t id, std::string reason) {
 }
 
 void Scheduler::enqueue(std::uint64_t id) {
-  asio::post(executor_, [this, id] { schedule(id, clock_()); });
+  bool first = false;
+  {
+    std::lock_guard lock(incoming_mutex_);
+    first = incoming_.empty();
+    incoming_.push_back(id);
+  }
+  if (first) asio::post(executor_, [this] { take_incoming(); });
+}
+
+void Scheduler::take_incoming() {
+  std::vector<std::uint64_t> ids;
+  {
+    std::lock_guard lock(incoming_mutex_);
+    ids.swap(incoming_);
+  }
+  std::int64_t now = clock_();
+  for (auto id : ids) schedule(id, now);
 }
 
 void Scheduler::schedule(std::uint64_t id, std::int64_t due) {
@@ -131,7 +147,11 @@ void Scheduler::schedule(std::uint64_t id, std::int64_t due) {
   e.due = due;
   if (e.running) return;  // rescheduled when the attempt ends
   due_of(e).insert({due, id});
-  if (due_of(e).begin()->second == id) timer_.cancel();  // earlier than what the timer waits for
+  std::int64_t now = clock_();
+  if (due <= now)
+    look_again();
+  else if (due < armed_ms_)
+    arm(now);  // earlier than what the timer waits for
 }
 
 void Scheduler::unschedule(std::uint64_t id) {
@@ -141,24 +161,52 @@ void Scheduler::unschedule(std::uint64_t id) {
   entries_.erase(it);
 }
 
-net::awaitable<void> Scheduler::timer_loop() {
-  while (!stopped_) {
-    try {
-      start_due();
-    } catch (const std::exception& e) {  // never let the queue stop: log and look again
-      spdlog::error("scheduler: {}", e.what());
-    }
-    if (due_.empty() && due_local_.empty()) {
-      timer_.expires_at(std::chrono::steady_clock::time_point::max());
-    } else {
-      std::int64_t first = std::numeric_limits<std::int64_t>::max();
-      for (const auto* due : {&due_, &due_local_})
-        if (!due->empty()) first = std::min(first, due->begin()->first);
-      auto wait = std::max<std::int64_t>(0, first - clock_());
-      timer_.expires_after(std::chrono::milliseconds(std::min<std::int64_t>(wait, 60'000)));
-    }
-    co_await timer_.async_wait(net::use_tuple);
+void Scheduler::look_again() {
+  if (look_pending_) return;
+  look_pending_ = true;
+  asio::post(executor_, [this] {
+    look_pending_ = false;
+    look_now();
+  });
+}
+
+void Scheduler::look_now() {
+  if (stopped_) {
+    due_timer_.cancel();
+    armed_ms_ = kNotArmed;
+    return;
   }
+  try {
+    start_due();
+  } catch (const std::exception& e) {  // never let the queue stop: log and look again
+    spdlog::error("scheduler: {}", e.what());
+  }
+  arm(clock_());
+}
+
+// Arms the timer for the earliest due time of a lane with room (a full lane is
+// looked at again when one of its attempts ends), at most a minute ahead, unless
+// it already fires by then.
+void Scheduler::arm(std::int64_t now) {
+  if (stopped_) return;
+  std::int64_t first = kNotArmed;
+  for (bool local : {true, false}) {
+    const auto& lane = local ? due_local_ : due_;
+    std::size_t running = local ? running_local_ : running_ - running_local_;
+    std::size_t limit =
+        local ? config_.delivery.max_local_deliveries : config_.delivery.max_connections;
+    if (!lane.empty() && running < limit) first = std::min(first, lane.begin()->first);
+  }
+  if (first == kNotArmed) return;
+  std::int64_t at = std::min(std::max(first, now), now + 60'000);
+  if (at >= armed_ms_) return;
+  armed_ms_ = at;
+  due_timer_.expires_after(std::chrono::milliseconds(at - now));
+  due_timer_.async_wait([this](std::error_code ec) {
+    if (ec) return;  // re-armed earlier meanwhile, or stopped
+    armed_ms_ = kNotArmed;
+    look_now();
+  });
 }
 
 // The next attempt to start: the first due entry of a lane with room.

@@ -8,20 +8,27 @@
 // done. State that matters is in the spool (next_attempt, recipient states), so
 // a restart resumes where it was: load() rebuilds the in-memory index.
 //
-// Runs on the delivery event loop. enqueue() may be called from any thread;
-// the administrator's actions (retry, delete, bounce) come through the control
-// socket on the same loop.
+// Runs on the delivery event loop. enqueue() may be called from any thread
+// (ids are batched: one post takes all that came meanwhile); the administrator's
+// actions (retry, delete, bounce) come through the control socket on the same
+// loop. Work that is due now is started by a coalesced post, never through the
+// timer; the timer waits only for the earliest future due time of a lane with
+// room and is re-armed only when that time moves earlier (each re-arm is a
+// timerfd_settime(2), costly on a busy loop).
 #pragma once
 
 #include <asio/any_io_executor.hpp>
 #include <asio/steady_timer.hpp>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "config/config.h"
 #include "delivery/dispatcher.h"
@@ -66,9 +73,19 @@ class Scheduler {
     enum class After { kNothing, kRetry, kDelete, kBounce } after = After::kNothing;
   };
 
+  // What the attempt path calls when a slot frees or an entry leaves
+  // (timer_.cancel()): one look at the queue soon; the timer is not touched.
+  struct LookAgain {
+    Scheduler* owner;
+    void cancel() { owner->look_again(); }
+  };
+
   void schedule(std::uint64_t id, std::int64_t due);
   void unschedule(std::uint64_t id);
-  net::awaitable<void> timer_loop();
+  void take_incoming();
+  void look_again();  // look_now() soon, once for every call made before it runs
+  void look_now();    // start_due(), then arm() for what is due later
+  void arm(std::int64_t now);
   void start_due();
   std::optional<std::pair<std::uint64_t, bool>> next_due(std::int64_t now);  // (id, local lane)
   std::set<std::pair<std::int64_t, std::uint64_t>>& due_of(const Entry& e) {
@@ -88,7 +105,13 @@ class Scheduler {
   delivery::Dispatcher& dispatcher_;
   Clock clock_;
   AttemptRecorder recorder_;
-  asio::steady_timer timer_;
+  LookAgain timer_{this};
+  asio::steady_timer due_timer_;
+  static constexpr std::int64_t kNotArmed = std::numeric_limits<std::int64_t>::max();
+  std::int64_t armed_ms_ = kNotArmed;  // when due_timer_ fires (clock ms)
+  bool look_pending_ = false;
+  std::mutex incoming_mutex_;
+  std::vector<std::uint64_t> incoming_;  // enqueued, not yet taken by the loop
   std::unordered_map<std::uint64_t, Entry> entries_;
   // (due, id) of entries not running, by lane
   std::set<std::pair<std::int64_t, std::uint64_t>> due_, due_local_;
