@@ -178,6 +178,11 @@ class RocksSpool final : public Spool {
     auto s = db_->Get(rocksdb::ReadOptions(), contents_, id_key(id), &value);
     if (!s.ok()) return std::nullopt;
     if (!parts_) return value;
+    // A streamed message has part 1 (parts count from 1); most messages have
+    // none, and a point lookup costs much less than an iterator over the family.
+    rocksdb::PinnableSlice first;
+    if (db_->Get(rocksdb::ReadOptions(), parts_, part_key(id, 1), &first).IsNotFound())
+      return value;
     // prefix, then the parts in order; the last part is the tail of the message.
     std::string prefix = id_key(id);
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), parts_));
