@@ -200,6 +200,15 @@ void become_user(const config::Config& config, const std::vector<Folder>& folder
       spdlog::info("running as user {}, not as {} (only a tern started as root switches users)", me,
                    in_quotes(config.user));
   }
+  if (announce) {
+    for (const auto& l : config.listeners) {
+      if (l.tls == config::TlsMode::kNone) continue;
+      for (const auto& file : {l.certificate, l.private_key})
+        if (!process_access(file, R_OK))
+          spdlog::warn("listener {}: {} is not readable by user {}: SIGHUP cannot reload it",
+                       l.name, file.string(), user_name(::geteuid()));
+    }
+  }
   for (const auto& f : folders) {
     struct stat st {};
     if (::stat(f.path.c_str(), &st) != 0 && prepare == Prepare::kExisting) continue;

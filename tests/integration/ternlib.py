@@ -232,6 +232,12 @@ def make_certificate(folder, name="mail.example.test"):
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
                     "-nodes", "-days", "30", "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    if os.geteuid() == 0 and tern_user_missing() is None:
+        # As an administrator would: tern serve, once it runs as its user,
+        # reads a renewed certificate on SIGHUP itself.
+        pw = pwd.getpwnam(TERN_USER)
+        for p in (cert, key):
+            os.chown(p, pw.pw_uid, pw.pw_gid)
     return cert, key
 
 
