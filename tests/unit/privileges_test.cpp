@@ -66,7 +66,8 @@ TEST(Privileges, RootIsRefused) {
 TEST(Privileges, ServeFoldersAreSpoolLogAndEachMaildirOnce) {
   auto c = config::parse(
       "hostname = \"mx.example.test\"\n"
-      "[spool]\npath = \"/srv/tern/spool\"\n[domains]\naccepted = [\"example.test\"]\n[log]\ndirectory = \"/srv/tern/log\"\n"
+      "[spool]\npath = \"/srv/tern/spool\"\n[domains]\naccepted = "
+      "[\"example.test\"]\n[log]\ndirectory = \"/srv/tern/log\"\n"
       "[[mailbox]]\naddress = \"kate@example.test\"\nmaildir = \"/srv/mail/kate\"\n"
       "[[mailbox]]\naddress = \"k2@example.test\"\nmaildir = \"/srv/mail/./kate\"\n"
       "[[mailbox]]\naddress = \"lm@example.test\"\nlmtp = \"127.0.0.1:24\"\n"
