@@ -27,12 +27,11 @@ net::awaitable<Outcome> Dispatcher::to_maildir(const config::Mailbox& mailbox,
   co_return co_await asio::co_spawn(blocking_, std::move(task), asio::use_awaitable);
 }
 
-net::awaitable<void> Dispatcher::deliver(const queue::Envelope& envelope,
-                                         std::string_view content,
+net::awaitable<void> Dispatcher::deliver(const queue::Envelope& envelope, std::string_view content,
                                          const std::vector<std::size_t>& recipients,
                                          GroupReport report) {
   std::vector<std::pair<std::size_t, const config::Mailbox*>> maildir;  // null: no mailbox
-  std::map<std::string, std::vector<std::size_t>> remote;                // domain → recipients
+  std::map<std::string, std::vector<std::size_t>> remote;               // domain → recipients
   std::map<std::string, std::pair<config::Endpoint, std::vector<std::size_t>>> lmtp;
   for (auto i : recipients) {
     const auto& r = envelope.recipients[i];
@@ -102,8 +101,8 @@ net::awaitable<void> Dispatcher::to_remote(
     std::size_t running = 0;
     asio::steady_timer all_done;
   };
-  auto shared =
-      std::make_shared<Shared>(Shared{groups.size(), asio::steady_timer(executor_, TimePoint::max())});
+  auto shared = std::make_shared<Shared>(
+      Shared{groups.size(), asio::steady_timer(executor_, TimePoint::max())});
   for (const auto& [domain, group] : groups) {
     Transaction t = base;
     t.recipients = &group;

@@ -231,9 +231,8 @@ net::awaitable<Scheduler::Ended> Scheduler::attempt_once(std::uint64_t id) {
   auto content = spool_.content(id);
   if (!env || !content || !env->held.empty()) co_return Ended{true, 0};  // deleted or held
   auto rec = std::make_shared<Recording>(id, std::move(*env), std::move(*content), executor_);
-  if (recorder_.expired(rec->env, clock_())) {
-    submit(rec, conclude(*rec, {}, true), true);
-  } else {
+  bool expired = recorder_.expired(rec->env, clock_());
+  if (!expired) {
     std::vector<std::size_t> pending;
     for (std::size_t i = 0; i < rec->env.recipients.size(); ++i)
       if (!rec->env.recipients[i].done()) pending.push_back(i);
@@ -252,10 +251,18 @@ net::awaitable<Scheduler::Ended> Scheduler::attempt_once(std::uint64_t id) {
     }
     if (failure.empty()) failure = rec->error;
     if (!failure.empty() && rec->internal.empty()) rec->internal = failure;
-    // Groups that never said last (or an error): the rest in one more write.
-    if (!rec->final_submitted) submit(rec, conclude(*rec, {}, false), true);
+  }
+  // Expiry, groups that never said last, or an error: the rest in one more write.
+  if (!rec->final_submitted) {
+    try {
+      submit(rec, conclude(*rec, {}, expired), true);
+    } catch (const std::exception& e) {
+      rec->error = e.what();
+    }
   }
   co_await all_written(*rec);
+  // Not recordable: what the groups' writes stored stays; the boundary holds it.
+  if (!rec->final_submitted) throw std::runtime_error(rec->error);
   auto& entry = entries_[id];
   entry.local = only_local(rec->env);  // the lane of the next attempt
   if (rec->final_failed || !rec->failed_add.empty() || !rec->failed_tracking.empty()) {
@@ -329,12 +336,12 @@ AttemptResult Scheduler::conclude(Recording& rec,
   AttemptResult result;
   if (expired) {
     auto days = config_.queue.expire_ms / 3'600'000.0;
-    result = recorder_.fail_pending(
-        rec.env, rec.content,
-        smtp::Reply(550, "5.4.7",
-                    "Delivery time expired: gave up after " +
-                        std::to_string(static_cast<int>(days)) + " hours"),
-        now);
+    result =
+        recorder_.fail_pending(rec.env, rec.content,
+                               smtp::Reply(550, "5.4.7",
+                                           "Delivery time expired: gave up after " +
+                                               std::to_string(static_cast<int>(days)) + " hours"),
+                               now);
   } else {
     result = recorder_.record(rec.env, rec.content, outcomes, now);
   }
@@ -393,9 +400,11 @@ void Scheduler::submit(const std::shared_ptr<Recording>& rec, AttemptResult resu
   }
   ++rec->in_flight;
   auto work = std::make_shared<asio::executor_work_guard<asio::any_io_executor>>(executor_);
-  spool_.apply(std::move(change), [this, rec, batch, work](CommitResult r) {
-    asio::post(work->get_executor(),
-               [this, rec, batch, r = std::move(r)] { written(*rec, *batch, r); });
+  // Called once, on a spool thread: it hands its references to the loop.
+  spool_.apply(std::move(change), [this, rec, batch, work](CommitResult r) mutable {
+    auto ex = work->get_executor();
+    asio::post(ex, [this, rec = std::move(rec), batch = std::move(batch), work = std::move(work),
+                    r = std::move(r)] { written(*rec, *batch, r); });
   });
 }
 

@@ -23,8 +23,8 @@
 #include <asio/steady_timer.hpp>
 #include <cstdint>
 #include <functional>
-#include <memory>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>

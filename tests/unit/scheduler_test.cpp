@@ -17,6 +17,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <stdexcept>
 
 #include "config/config.h"
 #include "delivery/deliverer.h"
@@ -76,8 +77,7 @@ class TestSpool final : public Spool {
         --fail_next;
         result = {SpoolStatus::kNoSpace, "no space left on device (test)"};
       } else {
-        for (auto& m : change.add)
-          messages_[m.envelope.id] = {m.envelope, m.prefix + m.content};
+        for (auto& m : change.add) messages_[m.envelope.id] = {m.envelope, m.prefix + m.content};
         for (auto& e : change.update) {
           auto& slot = messages_[e.id];  // a put, as RocksDB does
           slot.first = e;
@@ -137,6 +137,7 @@ class FakeDeliverer final : public delivery::Deliverer {
         out.push_back({i, o});
       }
       report(std::move(out), g + 1 == groups.size());
+      if (throw_after_first_group) throw std::runtime_error("scripted failure");
     }
   }
   void open() {
@@ -157,6 +158,7 @@ class FakeDeliverer final : public delivery::Deliverer {
   std::vector<std::pair<Envelope, std::string>> seen;
   int calls = 0;
   int waiting = 0;
+  bool throw_after_first_group = false;
 
  private:
   asio::steady_timer gate_;
@@ -170,7 +172,9 @@ Outcome deferred() {
   return o;
 }
 
-Outcome ok() { return Outcome::delivered_by(smtp::Reply(250, "2.0.0", "OK"), "fake"); }
+Outcome ok() {
+  return Outcome::delivered_by(smtp::Reply(250, "2.0.0", "OK"), "fake");
+}
 
 class SchedulerTest : public ::testing::Test {
  protected:
@@ -212,8 +216,7 @@ class SchedulerTest : public ::testing::Test {
   }
   // A message in the spool, due at `due` (now when 0); told to the scheduler
   // when it runs.
-  std::uint64_t queue(std::vector<std::string> to, std::uint8_t notify = 0,
-                      std::int64_t due = 0) {
+  std::uint64_t queue(std::vector<std::string> to, std::uint8_t notify = 0, std::int64_t due = 0) {
     NewMessage m;
     auto& e = m.envelope;
     e.id = spool.next_id();
@@ -245,9 +248,8 @@ class SchedulerTest : public ::testing::Test {
   // Runs an administrator's action; its reply once it has ended.
   std::shared_ptr<std::optional<std::string>> admin(net::awaitable<std::string> action) {
     auto reply = std::make_shared<std::optional<std::string>>();
-    asio::co_spawn(io, std::move(action), [reply](std::exception_ptr e, std::string r) {
-      *reply = e ? "exception" : r;
-    });
+    asio::co_spawn(io, std::move(action),
+                   [reply](std::exception_ptr e, std::string r) { *reply = e ? "exception" : r; });
     return reply;
   }
 
@@ -458,7 +460,8 @@ TEST_F(SchedulerTest, DeleteWhileRunningEndsAfterTheAttemptAndNeverResurrects) {
   auto reply = admin(scheduler->remove(id));
   settle();
   ASSERT_TRUE(reply->has_value());
-  EXPECT_EQ(**reply, "ok: " + std::to_string(id) + " will be deleted when its current attempt ends");
+  EXPECT_EQ(**reply,
+            "ok: " + std::to_string(id) + " will be deleted when its current attempt ends");
   deliverer.open();
   settle();
   EXPECT_FALSE(spool.find(id));
@@ -504,6 +507,44 @@ TEST_F(SchedulerTest, TwoActionsOnOneMessageDoNotOverlap) {
   settle();
   ASSERT_TRUE(first->has_value());
   EXPECT_EQ((*first)->rfind("ok:", 0), 0u) << **first;
+  EXPECT_FALSE(spool.find(id));
+}
+
+// tern fails inside while delivering: the group that ended is recorded, the
+// message is held, and its release does not deliver that group again.
+TEST_F(SchedulerTest, AFailureInsideTernHoldsTheMessageWithWhatWasDelivered) {
+  deliverer.throw_after_first_group = true;
+  auto id = queue({"kate@example.test", "bob@fabrikam.test"});
+  start();
+  auto env = spool.find(id).value();
+  EXPECT_EQ(env.recipients[0].state, RecipientState::kDelivered);
+  EXPECT_EQ(env.recipients[1].state, RecipientState::kQueued);
+  EXPECT_NE(env.held.find("scripted failure"), std::string::npos) << env.held;
+  advance(10 * kMinute);
+  EXPECT_EQ(deliverer.calls, 1);  // held: not tried again
+  deliverer.throw_after_first_group = false;
+  auto reply = admin(scheduler->retry(id));
+  settle();
+  ASSERT_TRUE(reply->has_value());
+  EXPECT_EQ((*reply)->rfind("ok:", 0), 0u) << **reply;
+  EXPECT_FALSE(spool.find(id));
+  EXPECT_EQ(deliverer.delivered["kate@example.test"], 1);
+  EXPECT_EQ(deliverer.delivered["bob@fabrikam.test"], 1);
+}
+
+// SIGTERM: stop() lets the running attempt end and record what it delivered.
+TEST_F(SchedulerTest, StopWaitsForTheRunningAttemptAndItsWrites) {
+  deliverer.slow = {"fabrikam.test"};
+  auto id = queue({"kate@example.test", "bob@fabrikam.test"});
+  start();
+  bool idle = false;
+  scheduler->stop([&idle] { idle = true; });
+  settle();
+  EXPECT_FALSE(idle);
+  EXPECT_EQ(state(id, 0), RecipientState::kDelivered);
+  deliverer.open();
+  settle();
+  EXPECT_TRUE(idle);
   EXPECT_FALSE(spool.find(id));
 }
 
