@@ -439,6 +439,7 @@ void Scheduler::finish_attempt(std::uint64_t id, const Ended& ended) {
   if (it != entries_.end()) {
     auto after = std::exchange(it->second.after, Entry::After::kNothing);
     it->second.running = false;
+    if (stopped_ && it->second.unwritten) hand_back(id, *it->second.unwritten);
     if (ended.gone && !it->second.unwritten) {
       entries_.erase(it);
     } else if (after == Entry::After::kDelete || after == Entry::After::kBounce) {
@@ -640,19 +641,21 @@ net::awaitable<std::string> Scheduler::bounce_owned(std::uint64_t id) {
   co_return reply;
 }
 
+void Scheduler::hand_back(std::uint64_t id, const Unwritten& u) {
+  SpoolChange change;
+  if (u.update) change.update.push_back(u.envelope);
+  if (u.remove) change.remove.push_back(id);
+  change.add = u.add;
+  spool_.apply(std::move(change), [](CommitResult) {});
+}
+
 void Scheduler::stop(std::function<void()> on_idle) {
   stopped_ = true;
   timer_.cancel();
   // Outcomes whose write failed: one more try before exit (the spool drains
   // what it was given before it closes).
-  for (auto& [id, e] : entries_) {
-    if (!e.unwritten || e.running) continue;
-    SpoolChange change;
-    if (e.unwritten->update) change.update.push_back(e.unwritten->envelope);
-    if (e.unwritten->remove) change.remove.push_back(id);
-    change.add = e.unwritten->add;
-    spool_.apply(std::move(change), [](CommitResult) {});
-  }
+  for (auto& [id, e] : entries_)
+    if (e.unwritten && !e.running) hand_back(id, *e.unwritten);
   if (running_ == 0) {
     on_idle();
   } else {

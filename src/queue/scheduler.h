@@ -126,6 +126,8 @@ class Scheduler {
   net::awaitable<std::string> remove_owned(std::uint64_t id);
   net::awaitable<std::string> bounce_owned(std::uint64_t id);
   std::string busy(std::uint64_t id) const;
+  // At shutdown: outcomes whose write failed go to the spool once more.
+  void hand_back(std::uint64_t id, const Unwritten& unwritten);
 
   asio::any_io_executor executor_;
   const config::Config& config_;
