@@ -444,7 +444,9 @@ void Scheduler::finish_attempt(std::uint64_t id, const Ended& ended) {
       entries_.erase(it);
     } else if (after == Entry::After::kDelete || after == Entry::After::kBounce) {
       // Asked for after the attempt's last write had gone out: done now,
-      // owning the message before anything else can start on it.
+      // owning the message before anything else can start on it (if it
+      // fails, the message is due when the attempt said).
+      it->second.due = ended.next_ms;
       claim(id);
       auto action = after == Entry::After::kDelete ? remove_owned(id) : bounce_owned(id);
       asio::co_spawn(executor_, std::move(action), [id](std::exception_ptr e, std::string reply) {
