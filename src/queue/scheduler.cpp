@@ -191,7 +191,10 @@ void Scheduler::look_now() {
 
 // Arms the timer for the earliest due time of a lane with room (a full lane is
 // looked at again when one of its attempts ends), at most a minute ahead, unless
-// it already fires by then.
+// it already fires by then. With nothing to wait for it is still armed a minute
+// ahead: then it is always the loop's first timer, and the waits without a
+// deadline (time_point::max(), one per attempt) never become the first and
+// re-arm the loop's timerfd each.
 void Scheduler::arm(std::int64_t now) {
   if (stopped_) return;
   std::int64_t first = kNotArmed;
@@ -202,7 +205,6 @@ void Scheduler::arm(std::int64_t now) {
         local ? config_.delivery.max_local_deliveries : config_.delivery.max_connections;
     if (!lane.empty() && running < limit) first = std::min(first, lane.begin()->first);
   }
-  if (first == kNotArmed) return;
   std::int64_t at = std::min(std::max(first, now), now + 60'000);
   if (at >= armed_ms_) return;
   armed_ms_ = at;
