@@ -10,6 +10,7 @@ warm-up + N files (delivered messages/s), with the accept rate meanwhile
 (smtp-source's own wall time), the server's CPU per delivered message and peak
 memory. Checks: exactly warm-up + N files, every message once (no Message-Id
 twice), an empty queue at the end. Counts decide errors; timings never do.
+Server folders are removed with the temp folder at exit, not between runs.
 """
 
 from __future__ import annotations
@@ -198,5 +199,8 @@ def measure_local(kind: str, scenario: dict, args, top: Path, tern_binary: Path)
         res["errors"].append(f"failed: {e}")
     finally:
         if srv is not None:
-            finish_server(srv, kind, res, args.keep, phase)
+            # The folder stays until the run's temp folder is removed at exit:
+            # removing 20,000 files right before the next server's run would
+            # slow its file creation (ext4 passes over recently deleted inodes).
+            finish_server(srv, kind, res, True, phase)
     return res
