@@ -37,7 +37,7 @@ class Dispatcher {
  private:
   net::awaitable<Outcome> to_maildir(const config::Mailbox& mailbox,
                                      const queue::Envelope& envelope, std::string_view content,
-                                     const std::string& recipient);
+                                     const std::string& recipient, std::size_t index);
   net::awaitable<std::vector<RecipientOutcome>> to_remote(
       const std::map<std::string, std::vector<std::size_t>>& groups, Transaction base);
 
