@@ -22,14 +22,20 @@ def start_under_fiu(server):
     """Starts server under fiu-run; returns a function fault(point, on)."""
     assert shutil.which("fiu-run") and shutil.which("fiu-ctrl"), "libfiu's tools missing (scripts/install-deps.sh)"
     ctrl = server.folder / "fiu"
+    # An AddressSanitizer build crashes when libfiu's preload comes before its
+    # runtime (libfiu's wrappers run before ASan is initialised): the runtime
+    # goes first, and its interceptors call on to libfiu's.
+    ldd = subprocess.run(["ldd", ternlib.TERN], capture_output=True, text=True, timeout=30).stdout
+    asan = re.search(r"libasan\.so\S* => (\S+)", ldd)
+    first = asan.group(1) if asan else ""
     wrapper = server.folder / "tern-under-fiu"
-    wrapper.write_text(f'#!/bin/sh\nexec fiu-run -x -f {ctrl} {ternlib.TERN} "$@"\n')
+    wrapper.write_text("#!/bin/sh\n"
+                       f"exec fiu-run -x -f {ctrl} /bin/sh -c "
+                       f"'LD_PRELOAD=\"{first} $LD_PRELOAD\" exec \"$0\" \"$@\"' {ternlib.TERN} \"$@\"\n")
     wrapper.chmod(0o755)
     saved = ternlib.TERN
     ternlib.TERN = str(wrapper)
     try:
-        # An AddressSanitizer build wants its runtime first among the libraries;
-        # libfiu's preload comes before it and calls on to it.
         server.start(env={"ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"})
     finally:
         ternlib.TERN = saved
