@@ -13,7 +13,7 @@ namespace {
 
 // A log file that cannot be written (ENOSPC, EIO) costs its lines, never the
 // mail: the file sink's errors stop here. One line on stderr when an episode
-// starts, one when lines are written again, with how many were dropped.
+// starts, one when lines are written again.
 class GuardedSink final : public spdlog::sinks::sink {
  public:
   GuardedSink(std::string name, std::shared_ptr<spdlog::sinks::sink> inner)
@@ -22,6 +22,7 @@ class GuardedSink final : public spdlog::sinks::sink {
   void log(const spdlog::details::log_msg& msg) override {
     try {
       inner_->log(msg);  // into the file's buffer: only a flush tells it reached the file
+      if (failing_.load(std::memory_order_relaxed)) written_since_failure_.fetch_add(1);
     } catch (const std::exception& e) {
       failed(e.what());
     }
@@ -40,14 +41,18 @@ class GuardedSink final : public spdlog::sinks::sink {
   }
 
  private:
+  // A flush that wrote lines logged since the failure: the file takes lines
+  // again (a flush with nothing to write proves nothing).
   void ok() {
     if (!failing_.load(std::memory_order_relaxed)) return;
+    if (written_since_failure_.exchange(0) == 0) return;
     if (failing_.exchange(false))
-      std::fprintf(stderr, "tern: %s log written again (%llu line(s) dropped)\n", name_.c_str(),
-                   static_cast<unsigned long long>(dropped_.exchange(0)));
+      std::fprintf(stderr, "tern: %s log written again (%llu failed write(s) meanwhile)\n",
+                   name_.c_str(), static_cast<unsigned long long>(dropped_.exchange(0)));
   }
   void failed(const char* what) {
     dropped_.fetch_add(1);
+    written_since_failure_.store(0);
     if (!failing_.exchange(true))
       std::fprintf(stderr, "tern: %s log cannot be written, dropping lines until it can: %s\n",
                    name_.c_str(), what);
@@ -57,6 +62,7 @@ class GuardedSink final : public spdlog::sinks::sink {
   std::shared_ptr<spdlog::sinks::sink> inner_;
   std::atomic<bool> failing_{false};
   std::atomic<std::uint64_t> dropped_{0};
+  std::atomic<std::uint64_t> written_since_failure_{0};
 };
 
 }  // namespace
