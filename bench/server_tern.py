@@ -86,6 +86,7 @@ class TernServer(Server):
         self.protocol_log = protocol_log
         self.relay_to = relay_to
         self.dir = Path(tempfile.mkdtemp(prefix="tern-", dir=top))
+        os.chmod(self.dir, 0o711)  # tern serve started as root runs as user tern: let it search here
         for sub in ("spool", "log", "mail"):
             (self.dir / sub).mkdir()
         self.config = self.dir / "tern.toml"

@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
-# Installs the Debian packages tern needs to build, test and benchmark.
-# Idempotent and non-interactive: packages already present are left alone, so a
-# second run costs one dpkg query. Run as root, or as a user who may sudo.
+# Installs the Debian packages tern needs to build, test and benchmark, and,
+# run as root, the system user `tern` that `tern serve` started as root
+# switches to (SPEC §2 `user`). Idempotent and non-interactive: packages
+# already present are left alone, so a second run costs one dpkg query. Run as
+# root, or as a user who may sudo.
 set -euo pipefail
+
+# The account tern runs as: no home, no login shell.
+if [[ $(id -u) -eq 0 ]] && ! getent passwd tern >/dev/null; then
+  useradd --system --no-create-home --shell /usr/sbin/nologin tern
+  echo "created the system user tern" >&2
+fi
 
 packages=(
   # build

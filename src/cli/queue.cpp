@@ -1,5 +1,7 @@
 // `tern queue list|show ID [--json]`: what is in the spool (SPEC §1). Works
-// whether the server runs or not: the spool is opened read-only. Everything
+// whether the server runs or not: the spool is opened read-only. Run as root,
+// it becomes the configured user before it opens the spool (privileges.h), so
+// whatever it writes there stays the server's. Everything
 // that came from outside is printed through util::printable (JSON through
 // json_text), so no escape sequence or bare CR in a message reaches the terminal.
 #include <CLI/CLI.hpp>
@@ -15,6 +17,7 @@
 #include "queue/attempt.h"
 #include "queue/spool.h"
 #include "server/control_socket.h"
+#include "server/privileges.h"
 #include "smtp/headers.h"
 #include "util/text.h"
 
@@ -88,8 +91,14 @@ void print_message_lines(std::string_view text) {
   }
 }
 
+// The spool folder as tern serve's user sees it (privileges.h).
+void become_spool_user(const config::Config& config, server::Prepare prepare) {
+  server::become_user(config, {{config.spool.path, "spool folder", true}}, prepare, false);
+}
+
 std::unique_ptr<queue::Spool> open_for_reading(const QueueOptions& o) {
   auto config = config::load(o.config);
+  become_spool_user(config, server::Prepare::kExisting);
   return queue::open_spool(config, queue::OpenMode::kReadOnly);
 }
 
@@ -181,6 +190,7 @@ std::int64_t now_ms() {
 // With no server running: the same actions, straight on the spool.
 std::string act_on_spool(const config::Config& config, const std::string& action,
                          const QueueOptions& o) {
+  become_spool_user(config, server::Prepare::kCreate);
   auto spool = queue::open_spool(config, queue::OpenMode::kAdmin);
   std::vector<queue::Envelope> targets;
   if (o.all) {
@@ -229,7 +239,7 @@ std::string act_on_spool(const config::Config& config, const std::string& action
 int act(const QueueOptions& o, const std::string& action) {
   auto config = config::load(o.config);
   std::string line = action + " " + (o.all ? std::string("all") : std::to_string(o.id));
-  auto answer = server::control_request(config.spool.path, line);
+  auto answer = server::control_request(config.spool.path, config.user, line);
   if (!answer) answer = act_on_spool(config, action, o);
   bool ok = answer->rfind("ok: ", 0) == 0;
   if (ok) {

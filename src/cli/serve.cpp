@@ -1,9 +1,14 @@
 // `tern serve [--config FILE]`: runs the MTA in the foreground (SPEC §1).
+// Started as root it binds, reads its keys, prepares its folders and becomes
+// config.user for good before the spool is opened (server/privileges.h).
+#include <sys/stat.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
 #include "cli/commands.h"
 #include "config/config.h"
+#include "server/privileges.h"
 #include "server/server.h"
 #include "util/text.h"
 
@@ -31,8 +36,14 @@ void add_serve(CLI::App& app, int& exit_code) {
   auto config_path = std::make_shared<std::string>("etc/tern.toml");
   cmd->add_option("-c,--config", *config_path, "configuration file")->capture_default_str();
   cmd->callback([config_path, &exit_code] {
+    // Every file and folder tern creates is its own alone: 0600 and 0700
+    // (RocksDB files, logs, Maildirs, the control socket).
+    ::umask(077);
     exit_code = run_guarded([&] {
-      server::Server server(config::load(*config_path));
+      auto config = config::load(*config_path);
+      auto folders = server::serve_folders(config);
+      server::Server server(
+          config, [&] { server::become_user(config, folders, server::Prepare::kCreate, true); });
       return server.run();
     });
   });

@@ -120,6 +120,9 @@ struct Config {
   Dns dns;
   Log log;
   unsigned threads = 0;  // event loops; 0 = one per core
+  // The account tern serve runs as once it has bound its listeners, when it
+  // is started as root (SPEC §2, DESIGN principle 7).
+  std::string user = "tern";
 
   const Mailbox* find_mailbox(std::string_view address) const;
   bool accepts_domain(std::string_view domain) const;

@@ -210,6 +210,11 @@ Config parse_table(const toml::table& root, const fs::path& file) {
   c.hostname = r.string("hostname").value_or(system_hostname());
   if (!smtp::valid_domain(c.hostname, false)) r.fail("hostname", "not a valid host name");
   if (auto v = r.integer("threads", 0, 256)) c.threads = static_cast<unsigned>(*v);
+  if (auto v = r.string("user")) {
+    if (v->empty() || v->find_first_of(" \t:/") != std::string::npos)
+      r.fail("user", "not a user name");
+    c.user = *v;
+  }
 
   each_table(r, "listener", file_name,
              [&](TableReader& t, std::size_t) { read_listener(t, base, c); });

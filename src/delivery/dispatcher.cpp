@@ -32,11 +32,11 @@ net::awaitable<Outcome> Dispatcher::to_maildir(const config::Mailbox& mailbox,
   co_return co_await asio::co_spawn(blocking_, std::move(task), asio::use_awaitable);
 }
 
-net::awaitable<std::vector<RecipientOutcome>> Dispatcher::deliver(
-    const queue::Envelope& envelope, std::string_view content,
-    const std::vector<std::size_t>& recipients) {
-  std::vector<RecipientOutcome> out;
-  std::map<std::string, std::vector<std::size_t>> remote;  // domain → recipients
+net::awaitable<void> Dispatcher::deliver(const queue::Envelope& envelope, std::string_view content,
+                                         const std::vector<std::size_t>& recipients,
+                                         GroupReport report) {
+  std::vector<std::pair<std::size_t, const config::Mailbox*>> maildir;  // null: no mailbox
+  std::map<std::string, std::vector<std::size_t>> remote;               // domain → recipients
   std::map<std::string, std::pair<config::Endpoint, std::vector<std::size_t>>> lmtp;
   for (auto i : recipients) {
     const auto& r = envelope.recipients[i];
@@ -47,15 +47,24 @@ net::awaitable<std::vector<RecipientOutcome>> Dispatcher::deliver(
     }
     const auto* mailbox = config_.find_mailbox(
         address ? address->unquoted_local() + "@" + address->domain : r.address);
-    if (!mailbox) {  // removed from the configuration since the message came in
-      out.push_back(
-          {i, Outcome::permanent_failure(Scope::kRecipient,
-                                         smtp::Reply(550, "5.1.1", "User unknown"), "local")});
-    } else if (mailbox->lmtp) {
+    if (mailbox && mailbox->lmtp) {
       auto& group = lmtp[mailbox->lmtp->str()];
       group.first = *mailbox->lmtp;
       group.second.push_back(i);
     } else {
+      maildir.emplace_back(i, mailbox);
+    }
+  }
+  std::size_t groups_left = (maildir.empty() ? 0 : 1) + lmtp.size() + remote.size();
+  if (!maildir.empty()) {
+    std::vector<RecipientOutcome> out;
+    for (const auto& [i, mailbox] : maildir) {
+      if (!mailbox) {  // removed from the configuration since the message came in
+        out.push_back(
+            {i, Outcome::permanent_failure(Scope::kRecipient,
+                                           smtp::Reply(550, "5.1.1", "User unknown"), "local")});
+        continue;
+      }
       // (GCC 12 miscompiles co_await inside a braced initializer: await first.)
       Outcome outcome;
       try {
@@ -65,6 +74,7 @@ net::awaitable<std::vector<RecipientOutcome>> Dispatcher::deliver(
       }
       out.push_back({i, std::move(outcome)});
     }
+    report(std::move(out), --groups_left == 0);
   }
   const TimePoint deadline =
       std::chrono::steady_clock::now() + Millis(config_.delivery.attempt_timeout_ms);
@@ -77,53 +87,53 @@ net::awaitable<std::vector<RecipientOutcome>> Dispatcher::deliver(
     } catch (const std::exception& e) {
       failed = e.what();
     }
-    if (!failed.empty())
+    if (!failed.empty()) {
+      results.clear();
       for (auto i : group.second) results.push_back({i, internal_failure(failed)});
-    out.insert(out.end(), results.begin(), results.end());
+    }
+    report(std::move(results), --groups_left == 0);
   }
-  if (!remote.empty()) {
-    auto results = co_await to_remote(remote, {&envelope, nullptr, content, deadline});
-    out.insert(out.end(), results.begin(), results.end());
-  }
-  co_return out;
+  if (!remote.empty()) co_await to_remote(remote, {&envelope, nullptr, content, deadline}, report);
 }
 
-// Every domain's transaction at once, each in its own coroutine; returns when
-// all have ended. Everything lives on the delivery loop: no locking.
-net::awaitable<std::vector<RecipientOutcome>> Dispatcher::to_remote(
-    const std::map<std::string, std::vector<std::size_t>>& groups, Transaction base) {
+// Every domain's transaction at once, each in its own coroutine; each is
+// reported as it ends, and this returns when all have ended. Everything lives
+// on the delivery loop: no locking.
+net::awaitable<void> Dispatcher::to_remote(
+    const std::map<std::string, std::vector<std::size_t>>& groups, Transaction base,
+    const GroupReport& report) {
   struct Shared {
-    std::vector<RecipientOutcome> out;
     std::size_t running = 0;
     asio::steady_timer all_done;
   };
   auto shared = std::make_shared<Shared>(
-      Shared{{}, groups.size(), asio::steady_timer(executor_, TimePoint::max())});
+      Shared{groups.size(), asio::steady_timer(executor_, TimePoint::max())});
   for (const auto& [domain, group] : groups) {
     Transaction t = base;
     t.recipients = &group;
     auto task = [this, &domain, t]() { return pool_.deliver_remote(domain, t); };
-    asio::co_spawn(executor_, std::move(task),
-                   [shared, &group](std::exception_ptr e, std::vector<RecipientOutcome> results) {
-                     // A domain whose delivery threw: its recipients get an
-                     // internal failure; what the others reached is recorded.
-                     if (e) {
-                       std::string what = "unknown error";
-                       try {
-                         std::rethrow_exception(e);
-                       } catch (const std::exception& ex) {
-                         what = ex.what();
-                       } catch (...) {
-                       }
-                       results.clear();
-                       for (auto i : group) results.push_back({i, internal_failure(what)});
-                     }
-                     shared->out.insert(shared->out.end(), results.begin(), results.end());
-                     if (--shared->running == 0) shared->all_done.cancel();
-                   });
+    asio::co_spawn(
+        executor_, std::move(task),
+        [shared, &group, &report](std::exception_ptr e, std::vector<RecipientOutcome> results) {
+          // A domain whose delivery threw: its recipients get an internal
+          // failure; what the others reached is recorded.
+          if (e) {
+            std::string what = "unknown error";
+            try {
+              std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+              what = ex.what();
+            } catch (...) {
+            }
+            results.clear();
+            for (auto i : group) results.push_back({i, internal_failure(what)});
+          }
+          bool last = --shared->running == 0;
+          if (last) shared->all_done.cancel();  // resumes deliver() after this handler
+          report(std::move(results), last);
+        });
   }
   if (shared->running > 0) co_await shared->all_done.async_wait(net::use_tuple);
-  co_return std::move(shared->out);
 }
 
 }  // namespace tern::delivery

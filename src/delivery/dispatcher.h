@@ -2,10 +2,13 @@
 // outcome for each (SPEC §4): recipients in accepted domains go to their
 // [[mailbox]] — a Maildir (written on the blocking pool) or an LMTP server —
 // and the others, grouped by domain, to the next hops of DestinationPool, the
-// domains side by side so a slow one does not hold the others back. The whole
-// attempt ends within [delivery] attempt_timeout; an error inside one group
-// is passed on after the others have ended (the scheduler holds the message
-// with the reason). Lives on the delivery event loop.
+// domains side by side so a slow one does not hold the others back. Outcomes
+// are reported per group as each ends (delivery/deliverer.h): every Maildir
+// recipient of the message as one group first, then each LMTP server, then
+// each remote domain. The whole attempt ends within [delivery]
+// attempt_timeout; an error inside one group becomes an internal failure of
+// its recipients (the scheduler holds the message with the reason). Lives on
+// the delivery event loop.
 #pragma once
 
 #include <asio/any_io_executor.hpp>
@@ -16,6 +19,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "delivery/deliverer.h"
 #include "delivery/destination_pool.h"
 #include "delivery/outcome.h"
 #include "net/awaitable.h"
@@ -23,23 +27,22 @@
 
 namespace tern::delivery {
 
-class Dispatcher {
+class Dispatcher final : public Deliverer {
  public:
   Dispatcher(asio::any_io_executor executor, const config::Config& config,
              asio::thread_pool& blocking, DestinationPool& pool);
 
-  // Outcomes for the listed recipients (indices into envelope.recipients), in
-  // no particular order, one for each.
-  net::awaitable<std::vector<RecipientOutcome>> deliver(const queue::Envelope& envelope,
-                                                        std::string_view content,
-                                                        const std::vector<std::size_t>& recipients);
+  net::awaitable<void> deliver(const queue::Envelope& envelope, std::string_view content,
+                               const std::vector<std::size_t>& recipients,
+                               GroupReport report) override;
 
  private:
   net::awaitable<Outcome> to_maildir(const config::Mailbox& mailbox,
                                      const queue::Envelope& envelope, std::string_view content,
                                      const std::string& recipient, std::size_t index);
-  net::awaitable<std::vector<RecipientOutcome>> to_remote(
-      const std::map<std::string, std::vector<std::size_t>>& groups, Transaction base);
+  // Every domain at once, each reported as it ends (they are the last groups).
+  net::awaitable<void> to_remote(const std::map<std::string, std::vector<std::size_t>>& groups,
+                                 Transaction base, const GroupReport& report);
 
   asio::any_io_executor executor_;
   const config::Config& config_;

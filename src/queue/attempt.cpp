@@ -35,11 +35,9 @@ DsnRecipient dsn_recipient(std::size_t index, DsnAction action, const Recipient&
 
 }  // namespace
 
-AttemptResult AttemptRecorder::record(Envelope& env, std::string_view content,
-                                      const std::vector<delivery::RecipientOutcome>& outcomes,
-                                      std::int64_t now_ms) {
-  AttemptResult result;
-  std::vector<DsnRecipient> failed, success;
+void AttemptRecorder::apply(Envelope& env, const std::vector<delivery::RecipientOutcome>& outcomes,
+                            std::int64_t now_ms, std::vector<DsnRecipient>& failed,
+                            std::vector<DsnRecipient>& success, AttemptResult& result) {
   for (const auto& o : outcomes) {
     Recipient& r = env.recipients.at(o.index);
     const auto& out = o.outcome;
@@ -67,7 +65,26 @@ AttemptResult AttemptRecorder::record(Envelope& env, std::string_view content,
     }
     result.tracking.push_back(std::move(t));
   }
+}
+
+AttemptResult AttemptRecorder::record(Envelope& env, std::string_view content,
+                                      const std::vector<delivery::RecipientOutcome>& outcomes,
+                                      std::int64_t now_ms) {
+  AttemptResult result;
+  std::vector<DsnRecipient> failed, success;
+  apply(env, outcomes, now_ms, failed, success, result);
   return finish(env, content, std::move(failed), std::move(success), now_ms, std::move(result));
+}
+
+AttemptResult AttemptRecorder::record_group(Envelope& env, std::string_view content,
+                                            const std::vector<delivery::RecipientOutcome>& outcomes,
+                                            std::int64_t now_ms) {
+  AttemptResult result;
+  std::vector<DsnRecipient> failed, success;
+  apply(env, outcomes, now_ms, failed, success, result);
+  add_dsn(env, content, std::move(failed), now_ms, result);
+  add_dsn(env, content, std::move(success), now_ms, result);
+  return result;
 }
 
 AttemptResult AttemptRecorder::fail_pending(Envelope& env, std::string_view content,

@@ -2,7 +2,9 @@
 // state from its outcome (delivered, deferred with the next retry, failed),
 // expiry after [queue] expire, the delay notice after [queue] delay_notice,
 // and the DSNs that are due (queue/dsn.h) as new messages for the spool. The
-// scheduler applies the result in one atomic spool change. No I/O.
+// scheduler writes one group's outcomes (record_group) as soon as the group
+// ends, and the last group with the rest (record: next attempt, delay notice,
+// removal) in one atomic spool change. No I/O.
 #pragma once
 
 #include <cstdint>
@@ -45,6 +47,12 @@ class AttemptRecorder {
   AttemptResult record(Envelope& envelope, std::string_view content,
                        const std::vector<delivery::RecipientOutcome>& outcomes,
                        std::int64_t now_ms);
+  // One group's outcomes while others still run: recipient states and the
+  // failure and success notices due for them; change holds only those notices
+  // (the caller writes them with the whole envelope). record() ends the attempt.
+  AttemptResult record_group(Envelope& envelope, std::string_view content,
+                             const std::vector<delivery::RecipientOutcome>& outcomes,
+                             std::int64_t now_ms);
   // Fails every pending recipient with reply (expiry, `tern queue bounce`).
   AttemptResult fail_pending(Envelope& envelope, std::string_view content, const smtp::Reply& reply,
                              std::int64_t now_ms);
@@ -53,6 +61,9 @@ class AttemptRecorder {
   }
 
  private:
+  void apply(Envelope& envelope, const std::vector<delivery::RecipientOutcome>& outcomes,
+             std::int64_t now_ms, std::vector<DsnRecipient>& failed,
+             std::vector<DsnRecipient>& success, AttemptResult& result);
   AttemptResult finish(Envelope& envelope, std::string_view content,
                        std::vector<DsnRecipient> failed, std::vector<DsnRecipient> success,
                        std::int64_t now_ms, AttemptResult result);

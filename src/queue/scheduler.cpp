@@ -3,9 +3,12 @@
 #include <spdlog/spdlog.h>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
+#include <asio/executor_work_guard.hpp>
 #include <asio/post.hpp>
 #include <chrono>
 #include <limits>
+#include <memory>
+#include <stdexcept>
 
 #include "queue/spool_async.h"
 #include "util/text.h"
@@ -20,6 +23,16 @@ bool only_local(const Envelope& e) {
   return true;
 }
 
+// How long a status write that failed waits before it is tried again.
+std::int64_t write_backoff_ms(std::uint32_t failures) {
+  return std::min<std::int64_t>(60'000, 1'000ll << std::min<std::uint32_t>(failures, 6));
+}
+
+std::string held_reason(std::uint64_t id, const std::string& what) {
+  return "held: processing failed inside tern (" + util::printable(what) +
+         "); release with tern queue retry " + std::to_string(id);
+}
+
 std::int64_t system_now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -28,12 +41,12 @@ std::int64_t system_now_ms() {
 }  // namespace
 
 Scheduler::Scheduler(asio::any_io_executor executor, const config::Config& config, Spool& spool,
-                     log::TrackingLog& tracking, delivery::Dispatcher& dispatcher, Clock clock)
+                     log::TrackingLog& tracking, delivery::Deliverer& deliverer, Clock clock)
     : executor_(executor),
       config_(config),
       spool_(spool),
       tracking_(tracking),
-      dispatcher_(dispatcher),
+      deliverer_(deliverer),
       clock_(clock ? std::move(clock) : Clock(system_now_ms)),
       recorder_(config, spool),
       timer_(executor) {}
@@ -68,7 +81,7 @@ void Scheduler::start() {
 // taking the server down.
 net::awaitable<void> Scheduler::attempt(std::uint64_t id) {
   std::string failure;
-  std::optional<AttemptResult> result;
+  Ended result;
   bool ended = false;
   try {
     result = co_await attempt_once(id);
@@ -79,11 +92,10 @@ net::awaitable<void> Scheduler::attempt(std::uint64_t id) {
     failure = "unknown error";
   }
   if (ended) {  // outside the try: its bookkeeping must run exactly once
-    finish_attempt(id, result ? &*result : nullptr);
+    finish_attempt(id, result);
     co_return;
   }
-  std::string reason = "held: processing failed inside tern (" + util::printable(failure) +
-                       "); release with tern queue retry " + std::to_string(id);
+  std::string reason = held_reason(id, failure);
   spdlog::error("queue {}: {}", id, reason);
   bool written = co_await hold(id, reason);
   if (!written) spdlog::error("queue {}: the hold could not be written; held until restart", id);
@@ -134,13 +146,6 @@ void Scheduler::schedule(std::uint64_t id, std::int64_t due) {
   if (due_of(e).begin()->second == id) timer_.cancel();  // earlier than what the timer waits for
 }
 
-void Scheduler::unschedule(std::uint64_t id) {
-  auto it = entries_.find(id);
-  if (it == entries_.end()) return;
-  if (!it->second.running) due_of(it->second).erase({it->second.due, id});
-  entries_.erase(it);
-}
-
 net::awaitable<void> Scheduler::timer_loop() {
   while (!stopped_) {
     try {
@@ -188,86 +193,268 @@ void Scheduler::start_due() {
   }
 }
 
-net::awaitable<AttemptResult> Scheduler::deliver_once(Envelope& env, const std::string& content) {
-  std::int64_t now = clock_();
-  if (recorder_.expired(env, now)) {
-    auto days = config_.queue.expire_ms / 3'600'000.0;
-    co_return recorder_.fail_pending(
-        env, content,
-        smtp::Reply(550, "5.4.7",
-                    "Delivery time expired: gave up after " +
-                        std::to_string(static_cast<int>(days)) + " hours"),
-        now);
-  }
-  std::vector<std::size_t> pending;
-  for (std::size_t i = 0; i < env.recipients.size(); ++i)
-    if (!env.recipients[i].done()) pending.push_back(i);
-  auto outcomes = co_await dispatcher_.deliver(env, content, pending);
-  auto result = recorder_.record(env, content, outcomes, clock_());
-  // tern failed inside for some recipient: what the others reached is recorded
-  // (never delivered twice), and the message waits for the administrator.
-  for (const auto& o : outcomes) {
-    if (!o.outcome.internal || result.finished) continue;
-    env.held = "held: processing failed inside tern (" +
-               util::printable(o.outcome.reply.lines.front()) +
-               "); release with tern queue retry " + std::to_string(env.id);
-    for (auto& u : result.change.update)
-      if (u.id == env.id) u.held = env.held;
-    result.tracking.push_back({"HOLD", env.id, env.recipients[o.index].address, "", env.held});
-    result.held = true;
-    break;
-  }
-  co_return result;
-}
+// One attempt's state while its groups end. The envelope here is the newest
+// state: every write carries it whole, and writes reach the spool in the order
+// they are made (Spool::apply), so the last one written is the newest.
+struct Scheduler::Recording {
+  Recording(std::uint64_t i, Envelope e, std::string c, asio::any_io_executor ex)
+      : id(i), env(std::move(e)), content(std::move(c)), idle(ex) {}
+  std::uint64_t id;
+  Envelope env;
+  std::string content;
+  std::size_t in_flight = 0;  // writes not yet answered
+  asio::steady_timer idle;    // cancelled when in_flight drops to 0
+  bool final_submitted = false;
+  bool final_failed = false;
+  AttemptResult final;  // finished, held, next_attempt_ms of the last write
+  // What failed writes carried besides the envelope: the next write takes it.
+  std::vector<NewMessage> failed_add;
+  std::vector<TrackingRecord> failed_tracking;
+  std::vector<std::uint64_t> failed_new;
+  std::string internal;            // tern failed inside for some recipient: held
+  std::string internal_recipient;  // (for the HOLD line)
+  std::string error;               // recording a group threw
+};
 
-// One attempt; nullopt when its outcome could not be recorded (tried again later).
-net::awaitable<std::optional<AttemptResult>> Scheduler::attempt_once(std::uint64_t id) {
+struct Scheduler::Batch {
+  bool final = false;
+  std::vector<NewMessage> add;
+  std::vector<TrackingRecord> tracking;
+  std::vector<std::uint64_t> new_messages;
+};
+
+// One attempt. A message whose last outcomes are not yet written is not
+// delivered again: its outcomes are written first (rewrite).
+net::awaitable<Scheduler::Ended> Scheduler::attempt_once(std::uint64_t id) {
+  if (auto unwritten = entries_[id].unwritten) co_return co_await rewrite(id, unwritten);
   auto env = spool_.find(id);
   auto content = spool_.content(id);
-  if (!env || !content || !env->held.empty()) {  // deleted or held meanwhile
-    AttemptResult gone;
-    gone.finished = true;
-    co_return gone;
+  if (!env || !content || !env->held.empty()) co_return Ended{true, 0};  // deleted or held
+  auto rec = std::make_shared<Recording>(id, std::move(*env), std::move(*content), executor_);
+  bool expired = recorder_.expired(rec->env, clock_());
+  if (!expired) {
+    std::vector<std::size_t> pending;
+    for (std::size_t i = 0; i < rec->env.recipients.size(); ++i)
+      if (!rec->env.recipients[i].done()) pending.push_back(i);
+    const Envelope delivering = rec->env;  // rec->env changes as groups end
+    delivery::GroupReport report = [this, rec](std::vector<delivery::RecipientOutcome> outcomes,
+                                               bool last) {
+      on_group(rec, std::move(outcomes), last);
+    };
+    std::string failure;
+    try {
+      co_await deliverer_.deliver(delivering, rec->content, pending, report);
+    } catch (const std::exception& e) {
+      failure = e.what();
+    } catch (...) {
+      failure = "unknown error";
+    }
+    if (failure.empty()) failure = rec->error;
+    if (!failure.empty() && rec->internal.empty()) rec->internal = failure;
   }
-  AttemptResult result = co_await deliver_once(*env, *content);
+  // Expiry, groups that never said last, or an error: the rest in one more write.
+  if (!rec->final_submitted) {
+    try {
+      submit(rec, conclude(*rec, {}, expired), true);
+    } catch (const std::exception& e) {
+      rec->error = e.what();
+    }
+  }
+  co_await all_written(*rec);
+  // Not recordable: what the groups' writes stored stays; the boundary holds it.
+  if (!rec->final_submitted) throw std::runtime_error(rec->error);
   auto& entry = entries_[id];
-  entry.local = only_local(*env);  // the lane of the next attempt
-  if (entry.after == Entry::After::kBounce && !result.finished) {
+  entry.local = only_local(rec->env);  // the lane of the next attempt
+  if (rec->final_failed || !rec->failed_add.empty() || !rec->failed_tracking.empty()) {
+    auto u = std::make_shared<Unwritten>();
+    u->envelope = rec->env;
+    u->update = rec->final_failed && !rec->final.finished;
+    u->remove = rec->final_failed && rec->final.finished;
+    u->add = std::move(rec->failed_add);
+    u->tracking = std::move(rec->failed_tracking);
+    u->new_messages = std::move(rec->failed_new);
+    u->finished = rec->final.finished;
+    u->held = rec->final.held;
+    u->next_attempt_ms = rec->final.next_attempt_ms;
+    entry.unwritten = u;
+    co_return Ended{false, clock_() + write_backoff_ms(u->failures)};
+  }
+  co_return Ended{rec->final.finished || rec->final.held, rec->final.next_attempt_ms};
+}
+
+// Writes what an earlier attempt could not; delivers nothing.
+net::awaitable<Scheduler::Ended> Scheduler::rewrite(std::uint64_t id,
+                                                    std::shared_ptr<Unwritten> u) {
+  SpoolChange change;
+  if (u->update) change.update.push_back(u->envelope);
+  if (u->remove) change.remove.push_back(id);
+  change.add = u->add;
+  auto written = co_await apply_async(spool_, std::move(change));
+  if (written.status != SpoolStatus::kOk) {
+    ++u->failures;
+    spdlog::error("queue {}: the outcomes of its last attempt still cannot be written: {}", id,
+                  written.error);
+    co_return Ended{false, clock_() + write_backoff_ms(u->failures)};
+  }
+  spdlog::info("queue {}: the outcomes of its last attempt are written", id);
+  write_tracking(u->envelope, u->tracking);
+  for (auto dsn_id : u->new_messages) schedule(dsn_id, clock_());
+  if (auto it = entries_.find(id); it != entries_.end()) it->second.unwritten.reset();
+  co_return Ended{u->finished || u->held, u->next_attempt_ms};
+}
+
+// A group has ended: its outcomes go to the spool now. The last group's write
+// carries the rest of the attempt too (conclude).
+void Scheduler::on_group(const std::shared_ptr<Recording>& rec,
+                         std::vector<delivery::RecipientOutcome> outcomes, bool last) {
+  try {
+    if (rec->final_submitted) {  // nothing may be written after the last write
+      spdlog::error("queue {}: outcomes reported after the attempt ended; ignored", rec->id);
+      return;
+    }
+    for (const auto& o : outcomes)
+      if (o.outcome.internal && rec->internal.empty()) {
+        rec->internal = o.outcome.reply.lines.empty() ? "" : o.outcome.reply.lines.front();
+        rec->internal_recipient = rec->env.recipients.at(o.index).address;
+      }
+    if (last) {
+      submit(rec, conclude(*rec, outcomes, false), true);
+      return;
+    }
+    submit(rec, recorder_.record_group(rec->env, rec->content, outcomes, clock_()), false);
+  } catch (const std::exception& e) {  // the attempt's boundary holds the message
+    if (rec->error.empty()) rec->error = e.what();
+  }
+}
+
+// The attempt's last write: the last outcomes (or expiry), the next attempt,
+// the delay notice, removal, and what the administrator asked for meanwhile.
+AttemptResult Scheduler::conclude(Recording& rec,
+                                  const std::vector<delivery::RecipientOutcome>& outcomes,
+                                  bool expired) {
+  std::int64_t now = clock_();
+  AttemptResult result;
+  if (expired) {
+    auto days = config_.queue.expire_ms / 3'600'000.0;
+    result =
+        recorder_.fail_pending(rec.env, rec.content,
+                               smtp::Reply(550, "5.4.7",
+                                           "Delivery time expired: gave up after " +
+                                               std::to_string(static_cast<int>(days)) + " hours"),
+                               now);
+  } else {
+    result = recorder_.record(rec.env, rec.content, outcomes, now);
+  }
+  auto it = entries_.find(rec.id);
+  auto after = it != entries_.end() ? it->second.after : Entry::After::kNothing;
+  if (after == Entry::After::kBounce && !result.finished) {
     auto more = recorder_.fail_pending(
-        *env, *content, smtp::Reply(550, "5.0.0", "Bounced by the administrator"), clock_());
+        rec.env, rec.content, smtp::Reply(550, "5.0.0", "Bounced by the administrator"), now);
     for (auto& m : result.change.add) more.change.add.push_back(std::move(m));
     more.tracking.insert(more.tracking.begin(), result.tracking.begin(), result.tracking.end());
     more.new_messages.insert(more.new_messages.end(), result.new_messages.begin(),
                              result.new_messages.end());
     result = std::move(more);
-  } else if (entry.after == Entry::After::kDelete) {
+  } else if (after == Entry::After::kDelete) {
     result.change.update.clear();
-    result.change.remove = {id};
+    result.change.remove = {rec.id};
     result.finished = true;
   }
-  auto written = co_await apply_async(spool_, result.change);
-  if (written.status != SpoolStatus::kOk) {
-    spdlog::error("queue {}: cannot record the delivery attempt: {}; will retry", id,
-                  written.error);
-    co_return std::nullopt;
+  if (after == Entry::After::kBounce || after == Entry::After::kDelete)
+    it->second.after = Entry::After::kNothing;  // done with this write
+  // tern failed inside for some recipient: what the others reached is recorded
+  // (never delivered twice), and the message waits for the administrator.
+  if (!rec.internal.empty() && !result.finished) {
+    rec.env.held = held_reason(rec.id, rec.internal);
+    for (auto& u : result.change.update)
+      if (u.id == rec.id) u.held = rec.env.held;
+    result.tracking.push_back({"HOLD", rec.id, rec.internal_recipient, "", rec.env.held});
+    result.held = true;
   }
-  write_tracking(*env, result);
-  for (auto dsn_id : result.new_messages) schedule(dsn_id, clock_());
-  co_return result;
+  return result;
 }
 
-void Scheduler::finish_attempt(std::uint64_t id, const AttemptResult* result) {
+// Hands one write to the spool at once (writes keep their order there). A
+// group's write carries the whole current envelope; notices that an earlier
+// write failed to store go along.
+void Scheduler::submit(const std::shared_ptr<Recording>& rec, AttemptResult result, bool final) {
+  auto batch = std::make_shared<Batch>();
+  batch->final = final;
+  SpoolChange change = std::move(result.change);
+  if (!final) change.update.push_back(rec->env);
+  for (auto& m : rec->failed_add) change.add.push_back(std::move(m));
+  rec->failed_add.clear();
+  batch->add = change.add;  // kept to be written again if this write fails
+  batch->tracking = std::move(rec->failed_tracking);
+  rec->failed_tracking.clear();
+  batch->tracking.insert(batch->tracking.end(), result.tracking.begin(), result.tracking.end());
+  batch->new_messages = std::move(rec->failed_new);
+  rec->failed_new.clear();
+  batch->new_messages.insert(batch->new_messages.end(), result.new_messages.begin(),
+                             result.new_messages.end());
+  if (final) {
+    rec->final_submitted = true;
+    rec->final.finished = result.finished;
+    rec->final.held = result.held;
+    rec->final.next_attempt_ms = result.next_attempt_ms;
+  }
+  ++rec->in_flight;
+  auto work = std::make_shared<asio::executor_work_guard<asio::any_io_executor>>(executor_);
+  // Called once, on a spool thread: it hands its references to the loop.
+  spool_.apply(std::move(change), [this, rec, batch, work](CommitResult r) mutable {
+    auto ex = work->get_executor();
+    asio::post(ex, [this, rec = std::move(rec), batch = std::move(batch), work = std::move(work),
+                    r = std::move(r)] { written(*rec, *batch, r); });
+  });
+}
+
+void Scheduler::written(Recording& rec, Batch& batch, const CommitResult& result) {
+  if (result.status == SpoolStatus::kOk) {
+    write_tracking(rec.env, batch.tracking);
+    for (auto dsn_id : batch.new_messages) schedule(dsn_id, clock_());
+  } else {
+    spdlog::error("queue {}: cannot record delivery outcomes: {}; kept, written again later",
+                  rec.id, result.error);
+    for (auto& m : batch.add) rec.failed_add.push_back(std::move(m));
+    rec.failed_tracking.insert(rec.failed_tracking.end(), batch.tracking.begin(),
+                               batch.tracking.end());
+    rec.failed_new.insert(rec.failed_new.end(), batch.new_messages.begin(),
+                          batch.new_messages.end());
+    if (batch.final) rec.final_failed = true;
+  }
+  if (--rec.in_flight == 0) rec.idle.cancel();
+}
+
+net::awaitable<void> Scheduler::all_written(Recording& rec) {
+  while (rec.in_flight > 0) {
+    rec.idle.expires_at(asio::steady_timer::time_point::max());
+    co_await rec.idle.async_wait(net::use_tuple);
+  }
+}
+
+void Scheduler::finish_attempt(std::uint64_t id, const Ended& ended) {
   --running_;
   auto it = entries_.find(id);
   if (it != entries_.end() && it->second.running_local) --running_local_;
   if (it != entries_.end()) {
-    auto after = it->second.after;
+    auto after = std::exchange(it->second.after, Entry::After::kNothing);
     it->second.running = false;
-    it->second.after = Entry::After::kNothing;
-    if (result && (result->finished || result->held)) {
+    if (stopped_ && it->second.unwritten) hand_back(id, *it->second.unwritten);
+    if (ended.gone && !it->second.unwritten) {
       entries_.erase(it);
+    } else if (after == Entry::After::kDelete || after == Entry::After::kBounce) {
+      // Asked for after the attempt's last write had gone out: done now,
+      // owning the message before anything else can start on it (if it
+      // fails, the message is due when the attempt said).
+      it->second.due = ended.next_ms;
+      claim(id);
+      auto action = after == Entry::After::kDelete ? remove_owned(id) : bounce_owned(id);
+      asio::co_spawn(executor_, std::move(action), [id](std::exception_ptr e, std::string reply) {
+        if (e) reply = "failed";
+        spdlog::info("queue {}: administrator's action after the attempt: {}", id, reply);
+      });
     } else {
-      std::int64_t next = result ? result->next_attempt_ms : clock_() + 60'000;
+      std::int64_t next = ended.next_ms;
       if (after == Entry::After::kRetry) next = clock_();
       it->second.due = next;
       due_of(it->second).insert({next, id});
@@ -277,14 +464,41 @@ void Scheduler::finish_attempt(std::uint64_t id, const AttemptResult* result) {
   if (stopped_ && running_ == 0 && on_idle_) std::exchange(on_idle_, nullptr)();
 }
 
-void Scheduler::write_tracking(const Envelope& env, const AttemptResult& result) {
-  for (const auto& t : result.tracking)
+void Scheduler::write_tracking(const Envelope& env, const std::vector<TrackingRecord>& tracking) {
+  for (const auto& t : tracking)
     tracking_.write(
         {t.event, t.id, env.message_id, env.sender, t.recipient, t.remote, env.size, t.detail});
 }
 
+void Scheduler::claim(std::uint64_t id) {
+  admin_.insert(id);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return;
+  if (!it->second.running) due_of(it->second).erase({it->second.due, id});
+  it->second.running = true;
+}
+
+void Scheduler::release(std::uint64_t id, bool removed) {
+  admin_.erase(id);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return;
+  if (removed) {
+    entries_.erase(it);
+    return;
+  }
+  it->second.running = false;
+  due_of(it->second).insert({it->second.due, id});
+  timer_.cancel();
+}
+
+std::string Scheduler::busy(std::uint64_t id) const {
+  return "error: " + std::to_string(id) +
+         " is being changed by another queue command; try again when it has ended";
+}
+
 net::awaitable<std::string> Scheduler::retry(std::optional<std::uint64_t> id) {
   std::int64_t now = clock_();
+  if (id && admin_.count(*id)) co_return busy(*id);
   if (id && !entries_.count(*id)) {  // not scheduled: perhaps held, then released
     std::optional<Envelope> env;
     try {
@@ -299,7 +513,9 @@ net::awaitable<std::string> Scheduler::retry(std::optional<std::uint64_t> id) {
     env->next_attempt_ms = now;
     SpoolChange change;
     change.update.push_back(*env);
+    claim(*id);
     auto written = co_await apply_async(spool_, std::move(change));
+    release(*id, false);
     if (written.status != SpoolStatus::kOk) co_return "error: " + written.error;
     schedule(*id, now);
     co_return "ok: " + std::to_string(*id) + " released from hold; it will be tried now";
@@ -324,54 +540,124 @@ net::awaitable<std::string> Scheduler::retry(std::optional<std::uint64_t> id) {
 }
 
 net::awaitable<std::string> Scheduler::remove(std::uint64_t id) {
+  if (admin_.count(id)) co_return busy(id);
   auto it = entries_.find(id);
   if (it != entries_.end() && it->second.running) {
     it->second.after = Entry::After::kDelete;
     co_return "ok: " + std::to_string(id) + " will be deleted when its current attempt ends";
   }
-  std::optional<Envelope> env;
+  claim(id);  // before the first suspension: no attempt starts on it now
+  co_return co_await remove_owned(id);
+}
+
+net::awaitable<std::string> Scheduler::remove_owned(std::uint64_t id) {
+  bool removed = false;
+  std::string reply;
   try {
-    env = spool_.find(id);
-  } catch (const std::exception&) {  // unreadable: still the administrator's to remove
-    env = Envelope{};
-    env->id = id;
+    std::shared_ptr<Unwritten> u;
+    if (auto it = entries_.find(id); it != entries_.end()) u = it->second.unwritten;
+    std::optional<Envelope> env;
+    try {
+      env = spool_.find(id);
+    } catch (const std::exception&) {  // unreadable: still the administrator's to remove
+      env = Envelope{};
+      env->id = id;
+    }
+    if (!env && u) env = u->envelope;
+    if (!env) {
+      reply = "error: no message with InternalId " + std::to_string(id) + " in the queue";
+    } else {
+      SpoolChange change;
+      change.remove.push_back(id);
+      if (u) change.add = u->add;  // notices owed for outcomes already known
+      auto r = co_await apply_async(spool_, std::move(change));
+      if (r.status != SpoolStatus::kOk) {
+        reply = "error: " + r.error;
+      } else {
+        removed = true;
+        if (u) {
+          write_tracking(u->envelope, u->tracking);
+          for (auto dsn_id : u->new_messages) schedule(dsn_id, clock_());
+        }
+        tracking_.write({"FAIL", id, env->message_id, env->sender, "", "", env->size,
+                         "deleted by the administrator"});
+        reply = "ok: " + std::to_string(id) + " deleted (no notice sent)";
+      }
+    }
+  } catch (...) {
+    release(id, removed);
+    throw;
   }
-  if (!env) co_return "error: no message with InternalId " + std::to_string(id) + " in the queue";
-  SpoolChange change;
-  change.remove.push_back(id);
-  auto r = co_await apply_async(spool_, std::move(change));
-  if (r.status != SpoolStatus::kOk) co_return "error: " + r.error;
-  unschedule(id);
-  tracking_.write({"FAIL", id, env->message_id, env->sender, "", "", env->size,
-                   "deleted by the administrator"});
-  co_return "ok: " + std::to_string(id) + " deleted (no notice sent)";
+  release(id, removed);
+  co_return reply;
 }
 
 net::awaitable<std::string> Scheduler::bounce(std::uint64_t id) {
+  if (admin_.count(id)) co_return busy(id);
   auto it = entries_.find(id);
   if (it != entries_.end() && it->second.running) {
     it->second.after = Entry::After::kBounce;
     co_return "ok: " + std::to_string(id) +
         " will be returned to its sender when its current attempt ends";
   }
-  auto env = spool_.find(id);
-  auto content = spool_.content(id);
-  if (!env || !content)
-    co_return "error: no message with InternalId " + std::to_string(id) + " in the queue";
-  auto result = recorder_.fail_pending(
-      *env, *content, smtp::Reply(550, "5.0.0", "Bounced by the administrator"), clock_());
-  auto r = co_await apply_async(spool_, result.change);
-  if (r.status != SpoolStatus::kOk) co_return "error: " + r.error;
-  unschedule(id);
-  write_tracking(*env, result);
-  for (auto dsn_id : result.new_messages) schedule(dsn_id, clock_());
-  co_return "ok: " + std::to_string(id) + " returned to " +
-      (env->sender.empty() ? "<> (no notice)" : env->sender);
+  claim(id);  // before the first suspension: no attempt starts on it now
+  co_return co_await bounce_owned(id);
+}
+
+net::awaitable<std::string> Scheduler::bounce_owned(std::uint64_t id) {
+  bool removed = false;
+  std::string reply;
+  try {
+    std::shared_ptr<Unwritten> u;
+    if (auto it = entries_.find(id); it != entries_.end()) u = it->second.unwritten;
+    // The newest state: outcomes not yet written count (never returned after delivery).
+    auto env = u ? std::optional<Envelope>(u->envelope) : spool_.find(id);
+    auto content = spool_.content(id);
+    if (!env || !content) {
+      reply = "error: no message with InternalId " + std::to_string(id) + " in the queue";
+    } else {
+      auto result = recorder_.fail_pending(
+          *env, *content, smtp::Reply(550, "5.0.0", "Bounced by the administrator"), clock_());
+      if (u) {
+        result.change.add.insert(result.change.add.begin(), u->add.begin(), u->add.end());
+        result.tracking.insert(result.tracking.begin(), u->tracking.begin(), u->tracking.end());
+        result.new_messages.insert(result.new_messages.end(), u->new_messages.begin(),
+                                   u->new_messages.end());
+      }
+      auto r = co_await apply_async(spool_, result.change);
+      if (r.status != SpoolStatus::kOk) {
+        reply = "error: " + r.error;
+      } else {
+        removed = true;
+        write_tracking(*env, result.tracking);
+        for (auto dsn_id : result.new_messages) schedule(dsn_id, clock_());
+        reply = "ok: " + std::to_string(id) + " returned to " +
+                (env->sender.empty() ? "<> (no notice)" : env->sender);
+      }
+    }
+  } catch (...) {
+    release(id, removed);
+    throw;
+  }
+  release(id, removed);
+  co_return reply;
+}
+
+void Scheduler::hand_back(std::uint64_t id, const Unwritten& u) {
+  SpoolChange change;
+  if (u.update) change.update.push_back(u.envelope);
+  if (u.remove) change.remove.push_back(id);
+  change.add = u.add;
+  spool_.apply(std::move(change), [](CommitResult) {});
 }
 
 void Scheduler::stop(std::function<void()> on_idle) {
   stopped_ = true;
   timer_.cancel();
+  // Outcomes whose write failed: one more try before exit (the spool drains
+  // what it was given before it closes).
+  for (auto& [id, e] : entries_)
+    if (e.unwritten && !e.running) hand_back(id, *e.unwritten);
   if (running_ == 0) {
     on_idle();
   } else {

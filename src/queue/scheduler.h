@@ -3,14 +3,20 @@
 // pending recipients are all local (Maildir, LMTP) in the local lane, at most
 // [delivery] max_local_deliveries at once; any other in the remote lane, at
 // most max_connections at once, so slow remote hosts never hold local mail back —
-// records the outcomes (queue/attempt.h) in one atomic spool change, and
-// schedules the next attempt, the DSNs and nothing more once every recipient is
-// done. State that matters is in the spool (next_attempt, recipient states), so
-// a restart resumes where it was: load() rebuilds the in-memory index.
+// and records the outcomes (queue/attempt.h) as each group of recipients ends
+// (delivery/deliverer.h): the whole envelope and the notices due for that
+// group in one spool change, so a crash never delivers a finished group again;
+// the last group's write also carries the next attempt, the delay notice or
+// the removal (a message with only Maildir recipients costs one write). A
+// write that fails is kept in memory and tried again with backoff; the
+// message is not delivered again until it is written. State that matters is
+// in the spool (next_attempt, recipient states), so a restart resumes where it
+// was: load() rebuilds the in-memory index.
 //
 // Runs on the delivery event loop. enqueue() may be called from any thread;
 // the administrator's actions (retry, delete, bounce) come through the control
-// socket on the same loop.
+// socket on the same loop. An attempt and an administrator's action never run
+// on the same message at once: each owns the entry before its first suspension.
 #pragma once
 
 #include <asio/any_io_executor.hpp>
@@ -18,13 +24,16 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 #include "config/config.h"
-#include "delivery/dispatcher.h"
+#include "delivery/deliverer.h"
 #include "log/tracking_log.h"
 #include "net/awaitable.h"
 #include "queue/attempt.h"
@@ -37,7 +46,7 @@ class Scheduler {
   using Clock = std::function<std::int64_t()>;  // Unix milliseconds
 
   Scheduler(asio::any_io_executor executor, const config::Config& config, Spool& spool,
-            log::TrackingLog& tracking, delivery::Dispatcher& dispatcher, Clock clock = {});
+            log::TrackingLog& tracking, delivery::Deliverer& deliverer, Clock clock = {});
 
   // Reads the spool and schedules every message with recipients left. Call
   // before the loop runs (blocking).
@@ -54,20 +63,43 @@ class Scheduler {
   net::awaitable<std::string> bounce(std::uint64_t id);
 
   // No new attempts; on_idle runs (on the loop) once no attempt is running.
+  // Outcomes whose write failed are handed to the spool once more.
   void stop(std::function<void()> on_idle);
   std::size_t running() const { return running_; }
+  // Looks at the due messages again now (after the clock moved, in tests).
+  void wake() { timer_.cancel(); }
 
  private:
+  // Outcomes known but not yet in the spool (a write failed): written again
+  // with backoff before the message is delivered again.
+  struct Unwritten {
+    Envelope envelope;    // the newest state
+    bool update = false;  // envelope is to be written
+    bool remove = false;  // the message is to be removed
+    std::vector<NewMessage> add;
+    std::vector<TrackingRecord> tracking;
+    std::vector<std::uint64_t> new_messages;
+    bool finished = false;
+    bool held = false;
+    std::int64_t next_attempt_ms = 0;
+    std::uint32_t failures = 1;
+  };
   struct Entry {
     std::int64_t due = 0;
-    bool running = false;
+    bool running = false;        // an attempt or an administrator's action owns it
     bool local = false;          // every pending recipient is local: the local lane
     bool running_local = false;  // the lane of the running attempt
     enum class After { kNothing, kRetry, kDelete, kBounce } after = After::kNothing;
+    std::shared_ptr<Unwritten> unwritten;
+  };
+  struct Recording;  // one attempt's state while its groups end (scheduler.cpp)
+  struct Batch;      // one write of an attempt
+  struct Ended {
+    bool gone = false;  // finished or held: no longer scheduled
+    std::int64_t next_ms = 0;
   };
 
   void schedule(std::uint64_t id, std::int64_t due);
-  void unschedule(std::uint64_t id);
   net::awaitable<void> timer_loop();
   void start_due();
   std::optional<std::pair<std::uint64_t, bool>> next_due(std::int64_t now);  // (id, local lane)
@@ -75,23 +107,40 @@ class Scheduler {
     return e.local ? due_local_ : due_;
   }
   net::awaitable<void> attempt(std::uint64_t id);
-  net::awaitable<std::optional<AttemptResult>> attempt_once(std::uint64_t id);
+  net::awaitable<Ended> attempt_once(std::uint64_t id);
+  net::awaitable<Ended> rewrite(std::uint64_t id, std::shared_ptr<Unwritten> unwritten);
+  void on_group(const std::shared_ptr<Recording>& rec,
+                std::vector<delivery::RecipientOutcome> outcomes, bool last);
+  AttemptResult conclude(Recording& rec, const std::vector<delivery::RecipientOutcome>& outcomes,
+                         bool expired);
+  void submit(const std::shared_ptr<Recording>& rec, AttemptResult result, bool final);
+  void written(Recording& rec, Batch& batch, const CommitResult& result);
+  net::awaitable<void> all_written(Recording& rec);
   net::awaitable<bool> hold(std::uint64_t id, std::string reason);
-  net::awaitable<AttemptResult> deliver_once(Envelope& envelope, const std::string& content);
-  void write_tracking(const Envelope& envelope, const AttemptResult& result);
-  void finish_attempt(std::uint64_t id, const AttemptResult* result);
+  void write_tracking(const Envelope& envelope, const std::vector<TrackingRecord>& tracking);
+  void finish_attempt(std::uint64_t id, const Ended& ended);
+  // The administrator's actions own the message from before their first
+  // suspension to their end (claim … release), so no attempt starts meanwhile.
+  void claim(std::uint64_t id);
+  void release(std::uint64_t id, bool removed);
+  net::awaitable<std::string> remove_owned(std::uint64_t id);
+  net::awaitable<std::string> bounce_owned(std::uint64_t id);
+  std::string busy(std::uint64_t id) const;
+  // At shutdown: outcomes whose write failed go to the spool once more.
+  void hand_back(std::uint64_t id, const Unwritten& unwritten);
 
   asio::any_io_executor executor_;
   const config::Config& config_;
   Spool& spool_;
   log::TrackingLog& tracking_;
-  delivery::Dispatcher& dispatcher_;
+  delivery::Deliverer& deliverer_;
   Clock clock_;
   AttemptRecorder recorder_;
   asio::steady_timer timer_;
   std::unordered_map<std::uint64_t, Entry> entries_;
   // (due, id) of entries not running, by lane
   std::set<std::pair<std::int64_t, std::uint64_t>> due_, due_local_;
+  std::unordered_set<std::uint64_t> admin_;  // ids an administrator's action owns
   std::size_t running_ = 0;
   std::size_t running_local_ = 0;
   bool stopped_ = false;

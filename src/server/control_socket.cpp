@@ -1,6 +1,9 @@
 #include "server/control_socket.h"
 
+#include <fcntl.h>
+#include <pwd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <asio/co_spawn.hpp>
@@ -11,6 +14,7 @@
 #include <cstdio>
 #include <functional>
 #include <stdexcept>
+#include <system_error>
 
 #include "util/text.h"
 
@@ -20,20 +24,41 @@ using asio::local::stream_protocol;
 
 namespace {
 
-// "\0tern-control-<hash of the spool's absolute path>"
-stream_protocol::endpoint control_endpoint(const std::filesystem::path& spool) {
-  std::string key = std::filesystem::absolute(spool).lexically_normal().string();
-  std::size_t hash = std::hash<std::string>{}(key);
-  char name[64];
-  int n = std::snprintf(name, sizeof name, "%ctern-control-%016zx", '\0', hash);
-  return stream_protocol::endpoint(std::string(name, static_cast<std::size_t>(n)));
+// The spool folder as an O_PATH descriptor (never through a symbolic link),
+// or -1 with errno set.
+int open_folder(const std::filesystem::path& spool) {
+  return ::open(spool.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+// "/proc/self/fd/<fd>/control.sock": the socket file in the folder of fd,
+// whatever the length of that folder's path.
+stream_protocol::endpoint control_endpoint(int folder_fd) {
+  return stream_protocol::endpoint("/proc/self/fd/" + std::to_string(folder_fd) + "/" +
+                                   kControlSocketName);
+}
+
+std::optional<ucred> peer_credentials(int fd) {
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return std::nullopt;
+  return cred;
 }
 
 bool same_user(stream_protocol::socket& socket) {
-  ucred cred{};
-  socklen_t len = sizeof cred;
-  if (getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return false;
-  return cred.uid == 0 || cred.uid == geteuid();
+  auto cred = peer_credentials(socket.native_handle());
+  return cred && (cred->uid == 0 || cred->uid == geteuid());
+}
+
+std::optional<uid_t> uid_of(const std::string& user) {
+  passwd pw{};
+  passwd* found = nullptr;
+  char buf[4096];
+  if (getpwnam_r(user.c_str(), &pw, buf, sizeof buf, &found) != 0 || !found) return std::nullopt;
+  return found->pw_uid;
+}
+
+std::string errno_text(int error) {
+  return std::system_category().message(error);
 }
 
 }  // namespace
@@ -41,16 +66,40 @@ bool same_user(stream_protocol::socket& socket) {
 ControlSocket::ControlSocket(asio::any_io_executor executor, std::filesystem::path path,
                              queue::Scheduler& scheduler)
     : executor_(executor), path_(std::move(path)), scheduler_(scheduler), acceptor_(executor) {
+  const std::string where = (path_ / kControlSocketName).string();
+  folder_fd_ = open_folder(path_);
+  if (folder_fd_ < 0)
+    throw std::runtime_error("cannot open the spool folder " + path_.string() +
+                             " for the control socket: " + errno_text(errno));
+  // One server per spool (the spool's lock): a socket file left here by a
+  // server that was killed is stale. Anything else is not tern's to remove.
+  struct stat st {};
+  if (fstatat(folder_fd_, kControlSocketName, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      ::close(folder_fd_);
+      throw std::runtime_error("cannot create the control socket: " + where +
+                               " exists and is not a socket; remove it");
+    }
+    unlinkat(folder_fd_, kControlSocketName, 0);
+  }
   std::error_code ec;
   acceptor_.open(stream_protocol(), ec);
-  if (!ec) acceptor_.bind(control_endpoint(path_), ec);
+  if (!ec) acceptor_.bind(control_endpoint(folder_fd_), ec);
+  if (!ec && fchmodat(folder_fd_, kControlSocketName, 0600, 0) != 0)
+    ec = std::error_code(errno, std::system_category());
   if (!ec) acceptor_.listen(16, ec);
-  if (ec)
-    throw std::runtime_error("cannot create the control socket for spool " + path_.string() + ": " +
-                             ec.message());
+  if (ec) {
+    ::close(folder_fd_);
+    throw std::runtime_error("cannot create the control socket " + where + ": " + ec.message());
+  }
 }
 
-ControlSocket::~ControlSocket() = default;
+ControlSocket::~ControlSocket() {
+  std::error_code ignored;
+  acceptor_.close(ignored);
+  unlinkat(folder_fd_, kControlSocketName, 0);
+  ::close(folder_fd_);
+}
 
 void ControlSocket::start() {
   asio::co_spawn(executor_, accept_loop(), asio::detached);
@@ -100,12 +149,25 @@ net::awaitable<std::string> ControlSocket::execute(const std::string& line) {
 }
 
 std::optional<std::string> control_request(const std::filesystem::path& path,
-                                           const std::string& line) {
+                                           const std::string& user, const std::string& line) {
+  int folder = open_folder(path);
+  if (folder < 0) return std::nullopt;  // no spool, or not ours to see: no server to ask
+  struct stat st {};
+  bool present =
+      fstatat(folder, kControlSocketName, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISSOCK(st.st_mode);
   asio::io_context io;
   stream_protocol::socket socket(io);
   std::error_code ec;
-  socket.connect(control_endpoint(path), ec);
-  if (ec) return std::nullopt;
+  if (present) socket.connect(control_endpoint(folder), ec);
+  ::close(folder);
+  if (!present || ec) return std::nullopt;  // a stale socket file: no server runs
+  // The server must be tern: root, ourselves, or the configured user.
+  auto cred = peer_credentials(socket.native_handle());
+  auto expected = uid_of(user);
+  if (!cred || !(cred->uid == 0 || cred->uid == geteuid() || (expected && cred->uid == *expected)))
+    return "error: the control socket " + (path / kControlSocketName).string() +
+           " is served by uid " + (cred ? std::to_string(cred->uid) : std::string("?")) +
+           ", which is neither root, you, nor user \"" + user + "\": refusing to talk to it";
   asio::write(socket, asio::buffer(line + "\n"), ec);
   if (ec) return std::nullopt;
   asio::streambuf buffer(4096);

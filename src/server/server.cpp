@@ -61,17 +61,9 @@ void raise_descriptor_limit() {
 }
 }  // namespace
 
-Server::Server(config::Config config) : config_(std::move(config)) {
+Server::Server(config::Config config, const std::function<void()>& before_spool)
+    : config_(std::move(config)) {
   raise_descriptor_limit();
-  spool_ = queue::open_spool(config_, queue::OpenMode::kServe);
-  protocol_log_ = std::make_unique<log::ProtocolLog>(config_.log.directory, config_.log.protocol);
-  tracking_log_ = std::make_unique<log::TrackingLog>(config_.log.directory);
-  context_ = std::make_unique<ServerContext>(config_, *spool_, *protocol_log_, *tracking_log_);
-  load_tls();
-  delivery_ = std::make_unique<DeliveryService>(config_, *spool_, *tracking_log_,
-                                                context_->blocking_pool());
-  context_->set_queued_hook([this](std::uint64_t id) { delivery_->enqueue(id); });
-
   unsigned n =
       config_.threads ? config_.threads : std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < n; ++i) loops_.push_back(std::make_unique<asio::io_context>(1));
@@ -113,16 +105,38 @@ Server::Server(config::Config config) : config_(std::move(config)) {
       acceptors_.push_back({i, std::move(acceptor)});
     }
   }
+  // Every file tern reads at start is read before the drop; the folders it
+  // writes are opened after it, as the user who owns them.
+  auto tls = read_tls();
+  if (before_spool) before_spool();
+  spool_ = queue::open_spool(config_, queue::OpenMode::kServe);
+  protocol_log_ = std::make_unique<log::ProtocolLog>(config_.log.directory, config_.log.protocol);
+  tracking_log_ = std::make_unique<log::TrackingLog>(config_.log.directory);
+  context_ = std::make_unique<ServerContext>(config_, *spool_, *protocol_log_, *tracking_log_);
+  for (std::size_t i = 0; i < tls.size(); ++i)
+    if (tls[i]) context_->set_tls_context(i, tls[i]);
+  delivery_ = std::make_unique<DeliveryService>(config_, *spool_, *tracking_log_,
+                                                context_->blocking_pool());
+  context_->set_queued_hook([this](std::uint64_t id) { delivery_->enqueue(id); });
 }
 
 Server::~Server() = default;
 
-void Server::load_tls() {
+std::vector<std::shared_ptr<asio::ssl::context>> Server::read_tls() const {
+  std::vector<std::shared_ptr<asio::ssl::context>> contexts(config_.listeners.size());
   for (std::size_t i = 0; i < config_.listeners.size(); ++i) {
     const auto& l = config_.listeners[i];
-    if (l.tls == config::TlsMode::kNone) continue;
-    context_->set_tls_context(i, tls::server_context(l.certificate, l.private_key));
+    if (l.tls != config::TlsMode::kNone)
+      contexts[i] = tls::server_context(l.certificate, l.private_key);
   }
+  return contexts;
+}
+
+// SIGHUP: all or nothing, so one unreadable key keeps every old certificate.
+void Server::load_tls() {
+  auto contexts = read_tls();
+  for (std::size_t i = 0; i < contexts.size(); ++i)
+    if (contexts[i]) context_->set_tls_context(i, contexts[i]);
 }
 
 net::awaitable<void> Server::accept_loop(std::size_t index, asio::ip::tcp::acceptor& acceptor) {

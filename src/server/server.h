@@ -7,6 +7,7 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -22,9 +23,11 @@ namespace tern::server {
 
 class Server {
  public:
-  // Opens the spool and binds every listener; throws std::runtime_error with
-  // a message for the administrator when it cannot.
-  explicit Server(config::Config config);
+  // Binds every listener and loads the certificates, then calls
+  // before_spool (where tern serve drops root, see privileges.h), then opens
+  // the spool and the logs; throws std::runtime_error with a message for the
+  // administrator when it cannot.
+  explicit Server(config::Config config, const std::function<void()>& before_spool = {});
   ~Server();
   // Runs until SIGTERM/SIGINT; returns the process exit code.
   int run();
@@ -34,6 +37,8 @@ class Server {
   // A 421 4.3.2 and a close, on the socket's own loop; the accept loop goes on.
   void refuse_connection(std::size_t listener_index, asio::ip::tcp::socket socket,
                          ServerContext::Admission why);
+  // The TLS context of each listener (null without TLS), read from its files.
+  std::vector<std::shared_ptr<asio::ssl::context>> read_tls() const;
   void load_tls();
   void stop();
 

@@ -8,9 +8,11 @@ Nothing here sleeps to synchronise: the server is ready when it has printed
 import json
 import os
 import pathlib
+import pwd
 import signal
 import socket
 import subprocess
+import tempfile
 import textwrap
 import time
 
@@ -47,12 +49,45 @@ def base_config(listeners, extra="", delivery=None):
     return text
 
 
+TERN_USER = "tern"
+
+
+def tern_user_missing():
+    """Why tests cannot run as root: the account tern serve drops to is missing."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(TERN_USER)
+        return None
+    except KeyError:
+        return (f"tern serve started as root drops to user {TERN_USER!r}, which does not exist: "
+                "run scripts/install-deps.sh as root (or useradd --system --no-create-home "
+                f"--shell /usr/sbin/nologin {TERN_USER})")
+
+
+def make_traversable(folder):
+    """Run as root, tern serve works as user tern: it must be able to search
+    folder and its ancestors inside the temp folder (pytest makes them 0700).
+    o+x only, no read: tern lists none of them."""
+    if os.geteuid() != 0:
+        return
+    folder = pathlib.Path(folder).resolve()
+    top = pathlib.Path(tempfile.gettempdir()).resolve()
+    for p in [folder, *folder.parents]:
+        if p == top or top not in p.parents:
+            break
+        mode = p.stat().st_mode
+        if mode & 0o001 == 0:
+            p.chmod((mode & 0o7777) | 0o001)
+
+
 class TernServer:
     """A `tern serve` process with its own folder, config, spool and logs."""
 
     def __init__(self, folder, config_text):
         self.folder = pathlib.Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
+        make_traversable(self.folder)
         self.config = self.folder / "tern.toml"
         self.config.write_text(config_text)
         self.proc = None
@@ -197,6 +232,12 @@ def make_certificate(folder, name="mail.example.test"):
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
                     "-nodes", "-days", "30", "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    if os.geteuid() == 0 and tern_user_missing() is None:
+        # As an administrator would: tern serve, once it runs as its user,
+        # reads a renewed certificate on SIGHUP itself.
+        pw = pwd.getpwnam(TERN_USER)
+        for p in (cert, key):
+            os.chown(p, pw.pw_uid, pw.pw_gid)
     return cert, key
 
 

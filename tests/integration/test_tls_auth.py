@@ -234,6 +234,7 @@ def test_sighup_reloads_certificate(tls_server):
     tls_server.proc.send_signal(1)
     while "certificates reloaded" not in (line := tls_server.proc.stderr.readline()):
         assert line, "tern exited"
+        assert "not reloaded" not in line, line
     out = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{tls_server.ports['implicit']}"],
                          input="QUIT\n", capture_output=True, text=True, timeout=60)
     assert "subject=CN = renewed.example.test" in out.stdout
