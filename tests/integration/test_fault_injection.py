@@ -4,6 +4,7 @@ spool's WAL sync) or fsync(2) (the Maildir file) fail with EIO: the client
 gets a 4xx, nothing acknowledged is lost, nothing is delivered twice, and tern
 recovers by itself once the fault is disabled."""
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -21,7 +22,19 @@ LOCAL_ERROR = "451 4.3.0 Local error in processing, try again later"
 def start_under_fiu(server):
     """Starts server under fiu-run; returns a function fault(point, on)."""
     assert shutil.which("fiu-run") and shutil.which("fiu-ctrl"), "libfiu's tools missing (scripts/install-deps.sh)"
-    ctrl = server.folder / "fiu"
+    # libfiu's control thread opens its FIFOs again for every command, and
+    # tern's switch to its user (when started as root) would leave them out
+    # of reach: as root, tern starts as its user right away, in folders of its
+    # own, as an administrator's service manager would start it.
+    fiu_dir = server.folder / "fiu"
+    as_user = ""
+    for sub in ("fiu", "spool", "log", "mail"):
+        (server.folder / sub).mkdir(exist_ok=True)
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam(ternlib.TERN_USER)
+            os.chown(server.folder / sub, pw.pw_uid, pw.pw_gid)
+            as_user = f"setpriv --reuid={pw.pw_uid} --regid={pw.pw_gid} --clear-groups "
+    ctrl = fiu_dir / "ctl"
     # An AddressSanitizer build crashes when libfiu's preload comes before its
     # runtime (libfiu's wrappers run before ASan is initialised): the runtime
     # goes first, and its interceptors call on to libfiu's.
@@ -30,7 +43,7 @@ def start_under_fiu(server):
     first = asan.group(1) if asan else ""
     wrapper = server.folder / "tern-under-fiu"
     wrapper.write_text("#!/bin/sh\n"
-                       f"exec fiu-run -x -f {ctrl} /bin/sh -c "
+                       f"exec {as_user}fiu-run -x -f {ctrl} /bin/sh -c "
                        f"'LD_PRELOAD=\"{first} $LD_PRELOAD\" exec \"$0\" \"$@\"' {ternlib.TERN} \"$@\"\n")
     wrapper.chmod(0o755)
     saved = ternlib.TERN

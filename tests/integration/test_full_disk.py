@@ -5,13 +5,16 @@ tmpfs of its own and fills it with a ballast file: new mail is answered
 tern recovers by itself (no restart) once the ballast is removed."""
 import errno
 import os
+import pwd
 import re
+import shutil
 import subprocess
 import threading
 
 import pytest
 
 from delivery_env import tracking, wait_until
+import ternlib
 from ternlib import Client
 
 INSUFFICIENT = "452 4.3.1 Insufficient system storage"
@@ -25,7 +28,11 @@ def tmpfs():
 
     def mount(folder, size="16m"):
         folder.mkdir(parents=True, exist_ok=True)
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(folder)],
+        owner = ""
+        if os.geteuid() == 0:  # tern serve runs as its user, to whom the folder belongs
+            pw = pwd.getpwnam(ternlib.TERN_USER)
+            owner = f",uid={pw.pw_uid},gid={pw.pw_gid}"
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700{owner}", "tmpfs", str(folder)],
                            capture_output=True, text=True, timeout=30)
         assert r.returncode == 0, f"cannot mount a tmpfs on {folder} (these tests need root): {r.stderr}"
         mounted.append(folder)
@@ -91,11 +98,11 @@ def test_full_spool_refuses_new_mail_and_delivers_queued_mail_once(tmpfs, mta):
     # Smaller than the WAL RocksDB would preallocate (70 MB): without that
     # reserve, the first write after the ballast meets ENOSPC.
     spool = tmpfs(folder / "spool", "24m")
-    (folder / "mail").mkdir(parents=True)
-    blocker = folder / "mail" / "postmaster"
-    blocker.write_text("a file where the Maildir should be: deliveries wait")
     # No attempt of its own while the ballast goes in: `retry` starts them.
     tern = mta.tern(name="full-spool", retry='["1h"]')
+    blocker = folder / "mail" / "postmaster"
+    shutil.rmtree(blocker)  # made by tern at start
+    blocker.write_text("a file where the Maildir should be: deliveries wait")
     for i in range(5):
         r = send(tern, "kate@example.test", "postmaster@example.test", f"queued {i}", " NOTIFY=SUCCESS")
         assert r.startswith("250 2.6.0 "), r

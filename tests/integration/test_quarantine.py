@@ -5,15 +5,21 @@ envelope record the spool cannot decode (damaged here with RocksDB's own
 restarts, never delivered or removed by the server; `retry` explains that it
 cannot be read and only `tern queue delete` removes it with its content."""
 import json
+import os
 import subprocess
+
+import ternlib
 
 from delivery_env import wait_until
 from ternlib import Client
 
 
 def ldb(spool, *args):
-    r = subprocess.run(["ldb", f"--db={spool}", *args], capture_output=True, text=True, timeout=60)
-    return r
+    """RocksDB's ldb on the spool, as tern's user (files it makes stay tern's)."""
+    u = ternlib.TERN_USER
+    as_user = ["setpriv", f"--reuid={u}", f"--regid={u}", "--clear-groups"] if os.geteuid() == 0 else []
+    return subprocess.run([*as_user, "ldb", f"--db={spool}", *args], capture_output=True, text=True, timeout=60,
+                          cwd="/")
 
 
 def key(internal_id):
