@@ -320,8 +320,15 @@ class RocksSpool final : public Spool {
       std::unique_lock db_lock(db_mu_);
       close_db();
       s = open_db();
-      if (s.ok()) s = forget_failed_adds();
-      if (s.ok()) spdlog::warn("spool: reopened after an error the database cannot resume from");
+      if (s.ok()) {
+        reopened_ = true;
+        spdlog::warn("spool: reopened after an error the database cannot resume from");
+      }
+    }
+    if (s.ok() && reopened_) {  // until the removals are written
+      std::unique_lock db_lock(db_mu_);
+      s = forget_failed_adds();
+      if (s.ok()) reopened_ = false;
     }
     if (s.ok()) {
       needs_resume_ = false;
@@ -513,6 +520,7 @@ class RocksSpool final : public Spool {
   std::shared_mutex db_mu_;
   std::atomic<bool> needs_resume_{false};
   std::mutex resume_mu_;
+  bool reopened_ = false;  // under resume_mu_: failed_adds_ still to remove
   std::mutex failed_mu_;
   std::vector<std::uint64_t> failed_adds_;  // new messages whose commit failed
   std::chrono::steady_clock::time_point last_resume_{};
