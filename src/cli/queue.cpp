@@ -137,7 +137,12 @@ int list(const QueueOptions& o) {
 
 int show(const QueueOptions& o) {
   auto spool = open_for_reading(o);
-  auto e = spool->find(o.id);
+  std::optional<queue::Envelope> e;
+  try {
+    e = spool->find(o.id);
+  } catch (const std::exception& ex) {  // quarantined: shown with the reason and its content
+    e = queue::unreadable_envelope(o.id, ex.what());
+  }
   if (!e) {
     print_error("no message with InternalId " + std::to_string(o.id) + " in the queue");
     return 1;
@@ -190,10 +195,19 @@ std::string act_on_spool(const config::Config& config, const std::string& action
   std::vector<queue::Envelope> targets;
   if (o.all) {
     targets = spool->list();
-  } else if (auto e = spool->find(o.id)) {
-    targets.push_back(*e);
   } else {
-    return "error: no message with InternalId " + std::to_string(o.id) + " in the queue";
+    std::optional<queue::Envelope> e;
+    try {
+      e = spool->find(o.id);
+    } catch (const std::exception& ex) {
+      // Quarantined: only deleting it (with its content) is possible.
+      if (action != "delete")
+        return "error: " + std::to_string(o.id) + " cannot be read (" + ex.what() +
+               "); it stays held: tern queue delete removes it";
+      e = queue::unreadable_envelope(o.id, ex.what());
+    }
+    if (!e) return "error: no message with InternalId " + std::to_string(o.id) + " in the queue";
+    targets.push_back(*e);
   }
   queue::SpoolChange change;
   for (auto& e : targets) {

@@ -18,11 +18,16 @@ Dispatcher::Dispatcher(asio::any_io_executor executor, const config::Config& con
 net::awaitable<Outcome> Dispatcher::to_maildir(const config::Mailbox& mailbox,
                                                const queue::Envelope& envelope,
                                                std::string_view content,
-                                               const std::string& recipient) {
+                                               const std::string& recipient, std::size_t index) {
   // The task owns copies: it may outlive this coroutine if the server stops.
-  auto task = [path = mailbox.maildir, copy = std::string(content), sender = envelope.sender,
-               recipient, host = config_.hostname]() -> net::awaitable<Outcome> {
-    co_return deliver_to_maildir(path, MaildirMessage{copy, sender, recipient, host});
+  MaildirMessage m{{}, envelope.sender, recipient, config_.hostname};
+  m.id = envelope.id;  // the file name makes a repeated delivery find the first
+  m.arrival_ms = envelope.arrival_ms;
+  m.recipient_index = index;
+  auto task = [path = mailbox.maildir, copy = std::string(content),
+               m = std::move(m)]() mutable -> net::awaitable<Outcome> {
+    m.content = copy;
+    co_return deliver_to_maildir(path, m);
   };
   co_return co_await asio::co_spawn(blocking_, std::move(task), asio::use_awaitable);
 }
@@ -63,7 +68,7 @@ net::awaitable<void> Dispatcher::deliver(const queue::Envelope& envelope, std::s
       // (GCC 12 miscompiles co_await inside a braced initializer: await first.)
       Outcome outcome;
       try {
-        outcome = co_await to_maildir(*mailbox, envelope, content, mailbox->address);
+        outcome = co_await to_maildir(*mailbox, envelope, content, mailbox->address, i);
       } catch (const std::exception& e) {  // recorded with the others; the message is held
         outcome = internal_failure(e.what());
       }

@@ -39,7 +39,7 @@ class Dispatcher final : public Deliverer {
  private:
   net::awaitable<Outcome> to_maildir(const config::Mailbox& mailbox,
                                      const queue::Envelope& envelope, std::string_view content,
-                                     const std::string& recipient);
+                                     const std::string& recipient, std::size_t index);
   // Every domain at once, each reported as it ends (they are the last groups).
   net::awaitable<void> to_remote(const std::map<std::string, std::vector<std::size_t>>& groups,
                                  Transaction base, const GroupReport& report);

@@ -1,10 +1,17 @@
 // Local delivery into a Maildir (maildir(5)); see maildir.h. POSIX calls
-// throughout, so every step that can fail is seen and named in the outcome:
-// tmp/<unique> is written and fsync'd, linked into new/ (rename where the file
-// system has no hard links), and new/ is fsync'd before success is reported.
+// throughout, so every step that can fail is seen and named in the outcome.
+// The maildir and its sub-folders are opened with O_NOFOLLOW|O_DIRECTORY and
+// every later step (create, link, fsync) is relative to those descriptors, so
+// a symbolic link swapped in is never followed. tmp/<name> is written and
+// fsync'd, linked into new/ (rename where the file system has no hard links),
+// and new/ is fsync'd before success is reported; EEXIST from the link means
+// an earlier attempt stored it already.
 #include "delivery/maildir.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,11 +34,14 @@ struct Failure {
 };
 
 Failure failure(std::string what, const std::filesystem::path& path) {
+  if (errno == ELOOP) return {ELOOP, path.string()};  // "<path> is a symbolic link"
   return {errno, std::move(what) + " " + path.string()};
 }
 
 Outcome outcome_of(const Failure& f) {
-  std::string reason = f.what + ": " + std::generic_category().message(f.error);
+  std::string reason = f.error == ELOOP ? f.what + " is a symbolic link; refused, not followed"
+                                        : f.what + ": " + std::generic_category().message(f.error);
+  if (f.error == ELOOP) spdlog::error("maildir: {}", reason);
   Outcome o = (f.error == ENOSPC || f.error == EDQUOT)
                   ? Outcome::temporary_failure(Scope::kRecipient,
                                                {452, "4.2.2", "Mailbox full (" + reason + ")"})
@@ -48,18 +58,37 @@ int fsync_retrying(int fd) {
   return rc;
 }
 
-// fsync(2) of a folder, so that entries made in it survive a crash.
+// A descriptor closed when it goes out of scope.
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  Fd& operator=(Fd&& o) noexcept {
+    std::swap(fd_, o.fd_);
+    return *this;
+  }
+  Fd(const Fd&) = delete;
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+  bool ok() const { return fd_ >= 0; }
+
+ private:
+  int fd_;
+};
+
+// fsync(2) of a folder by path, so that entries made in it survive a crash.
 std::optional<Failure> sync_dir(const std::filesystem::path& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return failure("open", dir);
-  std::optional<Failure> error;
-  if (fsync_retrying(fd) != 0) error = failure("fsync", dir);
-  ::close(fd);
-  return error;
+  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.ok()) return failure("open", dir);
+  if (fsync_retrying(fd.get()) != 0) return failure("fsync", dir);
+  return std::nullopt;
 }
 
-// One folder, mode 0700, its parent synced when it is new; fine when it is a
-// folder already.
+// One parent folder of the maildir, mode 0700, its own parent synced when it
+// is new; fine when it is a folder already. (The administrator's path up to
+// the maildir may go through symbolic links; the maildir itself may not.)
 std::optional<Failure> make_dir(const std::filesystem::path& dir) {
   if (::mkdir(dir.c_str(), 0700) == 0)
     return sync_dir(dir.has_parent_path() ? dir.parent_path() : std::filesystem::path("."));
@@ -70,19 +99,65 @@ std::optional<Failure> make_dir(const std::filesystem::path& dir) {
   return failure("create folder", dir);
 }
 
+// The folders of one maildir, opened without following symbolic links.
+struct Folders {
+  Fd maildir, tmp, cur, newdir;
+};
+
+constexpr int kDirFlags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+
+// openat(dir, name) of a folder without following a symbolic link. Linux
+// answers ENOTDIR (O_DIRECTORY) or ELOOP (O_NOFOLLOW) for a link: errno is
+// ELOOP whenever the entry is one, so that the outcome names it.
+Fd open_folder(int dir, const char* name) {
+  Fd fd(::openat(dir, name, kDirFlags));
+  if (!fd.ok() && (errno == ENOTDIR || errno == ELOOP)) {
+    int error = errno;
+    struct stat st {};
+    errno =
+        ::fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode) ? ELOOP : error;
+  }
+  return fd;
+}
+
+// sub (cur, new or tmp) of the open maildir: created 0700 when missing (the
+// maildir synced then), opened without following a symbolic link.
+std::optional<Failure> open_sub(const Fd& maildir, const std::filesystem::path& path,
+                                const char* sub, Fd& out) {
+  if (::mkdirat(maildir.get(), sub, 0700) == 0) {
+    if (fsync_retrying(maildir.get()) != 0) return failure("fsync", path);
+  } else if (errno != EEXIST) {
+    return failure("create folder", path / sub);
+  }
+  out = open_folder(maildir.get(), sub);
+  if (!out.ok()) return failure("open", path / sub);
+  return std::nullopt;
+}
+
 // The maildir with its parents (mkdir -p), then cur/, new/ and tmp/.
-std::optional<Failure> make_maildir(const std::filesystem::path& maildir) {
-  struct stat st {};
-  if (::stat(maildir.c_str(), &st) != 0) {
+std::optional<Failure> open_maildir(const std::filesystem::path& maildir, Folders& f) {
+  f.maildir = open_folder(AT_FDCWD, maildir.c_str());
+  if (!f.maildir.ok() && errno == ENOENT) {
     std::filesystem::path sofar;
     for (const auto& part : maildir) {
       if (part.empty()) continue;
       sofar /= part;
-      if (auto f = make_dir(sofar)) return f;
+      if (sofar == maildir) break;
+      if (auto fail = make_dir(sofar)) return fail;
     }
+    if (::mkdir(maildir.c_str(), 0700) == 0) {
+      if (auto fail = sync_dir(maildir.has_parent_path() ? maildir.parent_path()
+                                                         : std::filesystem::path(".")))
+        return fail;
+    } else if (errno != EEXIST) {
+      return failure("create folder", maildir);
+    }
+    f.maildir = open_folder(AT_FDCWD, maildir.c_str());
   }
-  for (const char* sub : {"cur", "new", "tmp"})
-    if (auto f = make_dir(maildir / sub)) return f;
+  if (!f.maildir.ok()) return failure("open", maildir);
+  if (auto fail = open_sub(f.maildir, maildir, "cur", f.cur)) return fail;
+  if (auto fail = open_sub(f.maildir, maildir, "new", f.newdir)) return fail;
+  if (auto fail = open_sub(f.maildir, maildir, "tmp", f.tmp)) return fail;
   return std::nullopt;
 }
 
@@ -147,56 +222,111 @@ bool write_all(int fd, std::string_view data) {
   return true;
 }
 
-// Writes data to a new file at path and syncs it; removes it on failure.
-std::optional<Failure> write_file(const std::filesystem::path& path, std::string_view data) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return failure("create", path);
+// Whether cur/ holds name, bare or with its ":2,<flags>" info (a reader saw it).
+bool in_cur(const Folders& f, const std::string& name) {
+  int fd = ::openat(f.cur.get(), ".", kDirFlags);
+  if (fd < 0) return false;
+  DIR* dir = ::fdopendir(fd);
+  if (!dir) {
+    ::close(fd);
+    return false;
+  }
+  bool found = false;
+  while (dirent* e = ::readdir(dir)) {
+    std::string_view entry(e->d_name);
+    if (entry.starts_with(name) && (entry.size() == name.size() || entry[name.size()] == ':')) {
+      found = true;
+      break;
+    }
+  }
+  ::closedir(dir);
+  return found;
+}
+
+// Writes data to tmp/name and syncs it. A file of that name is left from an
+// attempt that crashed: it is removed first, never truncated (it may be a
+// link to the copy in new/).
+std::optional<Failure> write_tmp(const Folders& f, const std::filesystem::path& path,
+                                 const std::string& name, std::string_view data) {
+  constexpr int kFlags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+  Fd fd(::openat(f.tmp.get(), name.c_str(), kFlags, 0600));
+  if (!fd.ok() && errno == EEXIST) {
+    if (::unlinkat(f.tmp.get(), name.c_str(), 0) != 0 && errno != ENOENT)
+      return failure("remove stale", path);
+    fd = Fd(::openat(f.tmp.get(), name.c_str(), kFlags, 0600));
+  }
+  if (!fd.ok()) return failure("create", path);
   std::optional<Failure> error;
-  if (!write_all(fd, data))
+  if (!write_all(fd.get(), data))
     error = failure("write", path);
-  else if (fsync_retrying(fd) != 0)
+  else if (fsync_retrying(fd.get()) != 0)
     error = failure("fsync", path);
-  if (::close(fd) != 0 && !error && errno != EINTR) error = failure("close", path);
-  if (error) ::unlink(path.c_str());
+  if (error) ::unlinkat(f.tmp.get(), name.c_str(), 0);
   return error;
 }
 
 // tmp/name → new/name without ever replacing a file: link(2), or rename(2)
-// where the file system has no hard links.
-std::optional<Failure> move_into_new(const std::filesystem::path& from,
-                                     const std::filesystem::path& to) {
-  if (::link(from.c_str(), to.c_str()) == 0) {
-    ::unlink(from.c_str());
+// with RENAME_NOREPLACE where the file system has no hard links. Sets
+// already when new/ had it.
+std::optional<Failure> move_into_new(const Folders& f, const std::filesystem::path& to,
+                                     const std::string& name, bool& already) {
+  int linked = ::linkat(f.tmp.get(), name.c_str(), f.newdir.get(), name.c_str(), 0);
+  if (linked == 0 || errno == EEXIST) {
+    already = linked != 0;
+    ::unlinkat(f.tmp.get(), name.c_str(), 0);
     return std::nullopt;
   }
-  if (errno != EPERM && errno != EOPNOTSUPP && errno != ENOSYS && errno != EMLINK)
-    return failure("link into", to);
-  if (::rename(from.c_str(), to.c_str()) != 0) return failure("rename into", to);
-  return std::nullopt;
+  if (errno != EPERM && errno != EOPNOTSUPP && errno != ENOSYS && errno != EMLINK) {
+    Failure fail = failure("link into", to);
+    ::unlinkat(f.tmp.get(), name.c_str(), 0);
+    return fail;
+  }
+  if (::renameat2(f.tmp.get(), name.c_str(), f.newdir.get(), name.c_str(), RENAME_NOREPLACE) == 0)
+    return std::nullopt;
+  if (errno == EEXIST) {
+    already = true;
+    ::unlinkat(f.tmp.get(), name.c_str(), 0);
+    return std::nullopt;
+  }
+  Failure fail = failure("rename into", to);
+  ::unlinkat(f.tmp.get(), name.c_str(), 0);
+  return fail;
 }
 
-std::optional<Failure> store(const std::filesystem::path& maildir, const std::string& name,
-                             std::string_view data) {
-  if (auto f = make_maildir(maildir)) return f;
-  std::filesystem::path tmp = maildir / "tmp" / name, stored = maildir / "new" / name;
-  if (auto f = write_file(tmp, data)) return f;
-  if (auto f = move_into_new(tmp, stored)) {
-    ::unlink(tmp.c_str());
-    return f;
+std::optional<Failure> store(const std::filesystem::path& maildir, const MaildirMessage& message,
+                             const std::string& name, std::string_view data) {
+  Folders f;
+  if (auto fail = open_maildir(maildir, f)) return fail;
+  std::filesystem::path stored = maildir / "new" / name;
+  if (message.may_be_repeat && message.id != 0) {
+    struct stat st {};
+    bool in_new = ::fstatat(f.newdir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+    if (!in_new && in_cur(f, name)) return std::nullopt;  // a reader has seen it
   }
-  if (auto f = sync_dir(maildir / "new")) {
-    ::unlink(stored.c_str());  // not durable: report failure, leave no duplicate
-    return f;
-  }
+  if (auto fail = write_tmp(f, maildir / "tmp" / name, name, data)) return fail;
+  bool already = false;
+  if (auto fail = move_into_new(f, stored, name, already)) return fail;
+  // Also when new/ had it already: the crash may have come before this sync.
+  // A failure leaves the file: the repeat finds it and syncs again.
+  if (fsync_retrying(f.newdir.get()) != 0) return failure("fsync", maildir / "new");
   return std::nullopt;
 }
 
 }  // namespace
 
+std::string maildir_file_name(const MaildirMessage& m, std::size_t size) {
+  if (m.id == 0) return unique_name(m.hostname, size);
+  // "<arrival seconds>.M<usec>I<InternalId>R<recipient>.<host>,S=<size>"
+  std::int64_t seconds = m.arrival_ms / 1000, usec = (m.arrival_ms % 1000) * 1000;
+  return std::to_string(seconds) + ".M" + std::to_string(usec) + "I" + std::to_string(m.id) + "R" +
+         std::to_string(m.recipient_index) + "." + safe_hostname(m.hostname) +
+         ",S=" + std::to_string(size);
+}
+
 Outcome deliver_to_maildir(const std::filesystem::path& maildir, const MaildirMessage& message) {
   std::string data = file_content(message);
-  std::string name = unique_name(message.hostname, data.size());
-  if (auto f = store(maildir, name, data)) return outcome_of(*f);
+  std::string name = maildir_file_name(message, data.size());
+  if (auto f = store(maildir, message, name, data)) return outcome_of(*f);
   std::string path = (maildir / "new" / name).string();
   Outcome o = Outcome::delivered_by({250, "2.0.0", "Delivered to maildir " + path}, "maildir");
   o.remote = false;  // tern's own reply, not a next hop's

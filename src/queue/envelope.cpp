@@ -135,7 +135,18 @@ Envelope decode_envelope(std::string_view data) {
   } catch (const json::exception& ex) {
     throw std::runtime_error(std::string("unreadable envelope record: ") + ex.what());
   }
+  // Every message tern accepts has a recipient: an envelope without one is a
+  // damaged record, and taking it for "all done" would delete its content.
+  if (e.recipients.empty()) throw std::runtime_error("envelope record without recipients");
   return e;
+}
+
+Envelope unreadable_envelope(std::uint64_t id, std::string_view why) {
+  Envelope broken;
+  broken.id = id;
+  broken.message_id = "(unreadable envelope record)";
+  broken.held = "the envelope record cannot be read: " + std::string(why);
+  return broken;
 }
 
 }  // namespace tern::queue

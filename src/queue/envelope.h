@@ -56,7 +56,12 @@ struct Envelope {
 };
 
 std::string encode(const Envelope& env);
-// Throws std::runtime_error for a record that does not decode.
+// Throws std::runtime_error for a record that does not decode (also one
+// without recipients).
 Envelope decode_envelope(std::string_view data);
+// What stands for a record that does not decode (quarantined): held with the
+// reason, no recipients; kept with its content until the administrator
+// deletes it (tern queue delete).
+Envelope unreadable_envelope(std::uint64_t id, std::string_view why);
 
 }  // namespace tern::queue

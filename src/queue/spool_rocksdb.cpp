@@ -1,6 +1,7 @@
 #include "queue/spool_rocksdb.h"
 
 #include <rocksdb/db.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 #include <spdlog/spdlog.h>
@@ -10,8 +11,11 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdarg>
+#include <cstdio>
 #include <filesystem>
 #include <mutex>
+#include <shared_mutex>
 #include <stdexcept>
 #include <thread>
 
@@ -52,54 +56,54 @@ SpoolStatus status_of(const rocksdb::Status& s) {
   return SpoolStatus::kError;
 }
 
+// RocksDB's own diagnostics go to tern's log (errors as warnings, the rest at
+// debug level), not to its LOG file in the spool: once that file hits ENOSPC,
+// Debian's RocksDB build asserts on the next line (WritableFileWriter keeps
+// the error), which would end tern on a full disk.
+class SpoolInfoLog final : public rocksdb::Logger {
+ public:
+  SpoolInfoLog() : rocksdb::Logger(rocksdb::InfoLogLevel::INFO_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap);
+  }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    char line[1024];
+    std::vsnprintf(line, sizeof line, format, ap);
+    if (level >= rocksdb::InfoLogLevel::ERROR_LEVEL)
+      spdlog::warn("spool (rocksdb): {}", line);
+    else
+      spdlog::debug("spool (rocksdb): {}", line);
+  }
+};
+
+// RocksDB's own recovery from a full disk waits until a memtable's worth of
+// space (64 MB) is free beyond its preallocated WAL, and meanwhile answers
+// DB::Resume() with Busy: the spool resumes itself instead (resume_if_needed),
+// as soon as a write fits again.
+class ManualRecovery final : public rocksdb::EventListener {
+ public:
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status,
+                            bool* auto_recovery) override {
+    *auto_recovery = false;
+  }
+};
+
 class RocksSpool final : public Spool {
  public:
   RocksSpool(const config::Spool& cfg, OpenMode mode) : cfg_(cfg), mode_(mode) {
     namespace fs = std::filesystem;
-    rocksdb::Options options;
-    options.create_if_missing = mode != OpenMode::kReadOnly;
-    options.create_missing_column_families = mode != OpenMode::kReadOnly;
-    options.max_log_file_size = 1 << 20;  // RocksDB's own info log
-    options.keep_log_file_num = 3;
-    options.max_total_wal_size = 64 << 20;
-    options.IncreaseParallelism(2);
-
-    rocksdb::ColumnFamilyOptions envelopes;
-    rocksdb::ColumnFamilyOptions contents;
-    contents.enable_blob_files = true;
-    contents.min_blob_size = 4096;
-    contents.enable_blob_garbage_collection = true;
-    // Parts are large and short-lived: small memtables keep the memory they
-    // cost bounded however many messages stream in at once.
-    rocksdb::ColumnFamilyOptions parts = contents;
-    parts.write_buffer_size = 8 << 20;
-    parts.max_write_buffer_number = 3;
-
-    std::vector<rocksdb::ColumnFamilyDescriptor> families{
-        {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
-        {kEnvelopes, envelopes},
-        {kContents, contents}};
-    // A spool written before parts existed has no such family: read-only opens
-    // take what is there.
-    std::vector<std::string> existing;
-    bool has_parts = !rocksdb::DB::ListColumnFamilies(options, cfg.path.string(), &existing).ok() ||
-                     std::find(existing.begin(), existing.end(), kParts) != existing.end();
-    if (mode != OpenMode::kReadOnly || has_parts) families.push_back({kParts, parts});
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* db = nullptr;
-    rocksdb::Status s;
     if (mode == OpenMode::kReadOnly) {
       if (!fs::exists(cfg.path / "CURRENT"))
         throw std::runtime_error("no spool at " + cfg.path.string() + " (has tern serve run yet?)");
-      s = rocksdb::DB::OpenForReadOnly(options, cfg.path.string(), families, &handles, &db);
     } else {
       std::error_code ec;
       fs::create_directories(cfg.path, ec);
       if (ec)
         throw std::runtime_error("cannot create spool folder " + cfg.path.string() + ": " +
                                  ec.message());
-      s = rocksdb::DB::Open(options, cfg.path.string(), families, &handles, &db);
     }
+    auto s = open_db();
     if (!s.ok()) {
       std::string why = s.ToString();
       if (why.find("lock") != std::string::npos ||
@@ -107,11 +111,6 @@ class RocksSpool final : public Spool {
         why = "the spool is in use by another tern process (" + why + ")";
       throw std::runtime_error("cannot open spool " + cfg.path.string() + ": " + why);
     }
-    db_.reset(db);
-    default_ = handles[0];
-    envelopes_ = handles[1];
-    contents_ = handles[2];
-    if (handles.size() > 3) parts_ = handles[3];
     init_next_id();
     if (mode == OpenMode::kServe) drop_orphan_parts();
     if (mode != OpenMode::kReadOnly) committer_ = std::thread([this] { commit_loop(); });
@@ -119,8 +118,8 @@ class RocksSpool final : public Spool {
 
   ~RocksSpool() override {
     close();
-    for (auto* h : {default_, envelopes_, contents_, parts_})
-      if (h) db_->DestroyColumnFamilyHandle(h);
+    std::unique_lock lock(db_mu_);
+    close_db();
   }
 
   std::uint64_t next_id() override { return next_id_.fetch_add(1); }
@@ -150,17 +149,17 @@ class RocksSpool final : public Spool {
 
   std::vector<Envelope> list() override {
     std::vector<Envelope> out;
+    std::shared_lock lock(db_mu_);
+    if (!db_)
+      throw std::runtime_error(
+          "the spool is closed after a write error; it reopens on the next write");
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), envelopes_));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       try {
         out.push_back(decode_envelope(std::string_view(it->value().data(), it->value().size())));
       } catch (const std::exception& e) {
         // Shown and held, never dropped: the administrator decides (tern queue delete).
-        Envelope broken;
-        broken.id = key_id(it->key());
-        broken.message_id = "(unreadable envelope record)";
-        broken.held = std::string("the envelope record cannot be read: ") + e.what();
-        out.push_back(std::move(broken));
+        out.push_back(unreadable_envelope(key_id(it->key()), e.what()));
       }
     }
     return out;
@@ -168,6 +167,8 @@ class RocksSpool final : public Spool {
 
   std::optional<Envelope> find(std::uint64_t id) override {
     std::string value;
+    std::shared_lock lock(db_mu_);
+    if (!db_) return std::nullopt;
     auto s = db_->Get(rocksdb::ReadOptions(), envelopes_, id_key(id), &value);
     if (!s.ok()) return std::nullopt;
     return decode_envelope(value);
@@ -175,6 +176,8 @@ class RocksSpool final : public Spool {
 
   std::optional<std::string> content(std::uint64_t id) override {
     std::string value;
+    std::shared_lock lock(db_mu_);
+    if (!db_) return std::nullopt;
     auto s = db_->Get(rocksdb::ReadOptions(), contents_, id_key(id), &value);
     if (!s.ok()) return std::nullopt;
     if (!parts_) return value;
@@ -195,9 +198,12 @@ class RocksSpool final : public Spool {
     if (mode_ == OpenMode::kReadOnly || !parts_) return {SpoolStatus::kError, "spool read-only"};
     if (!has_room(bytes.size()))
       return {SpoolStatus::kNoSpace, "free space below [spool] min_free"};
+    resume_if_needed();
+    std::shared_lock lock(db_mu_);
+    if (!db_) return {SpoolStatus::kError, "the spool could not be reopened after a write error"};
     rocksdb::WriteOptions wo;  // no sync: the commit's sync covers it (one WAL)
     auto s = db_->Put(wo, parts_, part_key(id, seq), rocksdb::Slice(bytes.data(), bytes.size()));
-    if (!s.ok()) return {status_of(s), s.ToString()};
+    if (!s.ok()) return failed_write(s);
     return {};
   }
 
@@ -209,6 +215,7 @@ class RocksSpool final : public Spool {
       cv_.notify_one();
     }
     if (committer_.joinable()) committer_.join();
+    std::shared_lock lock(db_mu_);
     if (mode_ != OpenMode::kReadOnly && db_) db_->FlushWAL(true);
   }
 
@@ -234,17 +241,147 @@ class RocksSpool final : public Spool {
     next_id_.store(next);
   }
 
-  CommitResult write_batch(rocksdb::WriteBatch& batch) {
-    if (needs_resume_) {
-      if (db_->Resume().ok()) needs_resume_ = false;
+  // The database and its column families; kParts where it exists (a spool
+  // written before parts existed has none: read-only opens take what is there).
+  rocksdb::Status open_db() {
+    rocksdb::Options options;
+    options.create_if_missing = mode_ != OpenMode::kReadOnly;
+    options.create_missing_column_families = mode_ != OpenMode::kReadOnly;
+    options.info_log = std::make_shared<SpoolInfoLog>();
+    options.listeners.push_back(std::make_shared<ManualRecovery>());
+    options.max_total_wal_size = 64 << 20;
+    options.IncreaseParallelism(2);
+
+    rocksdb::ColumnFamilyOptions envelopes;
+    rocksdb::ColumnFamilyOptions contents;
+    contents.enable_blob_files = true;
+    contents.min_blob_size = 4096;
+    contents.enable_blob_garbage_collection = true;
+    // Parts are large and short-lived: small memtables keep the memory they
+    // cost bounded however many messages stream in at once.
+    rocksdb::ColumnFamilyOptions parts = contents;
+    parts.write_buffer_size = 8 << 20;
+    parts.max_write_buffer_number = 3;
+
+    std::vector<rocksdb::ColumnFamilyDescriptor> families{
+        {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
+        {kEnvelopes, envelopes},
+        {kContents, contents}};
+    std::vector<std::string> existing;
+    bool has_parts =
+        !rocksdb::DB::ListColumnFamilies(options, cfg_.path.string(), &existing).ok() ||
+        std::find(existing.begin(), existing.end(), kParts) != existing.end();
+    if (mode_ != OpenMode::kReadOnly || has_parts) families.push_back({kParts, parts});
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    rocksdb::Status s =
+        mode_ == OpenMode::kReadOnly
+            ? rocksdb::DB::OpenForReadOnly(options, cfg_.path.string(), families, &handles, &db)
+            : rocksdb::DB::Open(options, cfg_.path.string(), families, &handles, &db);
+    if (!s.ok()) return s;
+    db_.reset(db);
+    default_ = handles[0];
+    envelopes_ = handles[1];
+    contents_ = handles[2];
+    if (handles.size() > 3) parts_ = handles[3];
+    return s;
+  }
+
+  // Under db_mu_ held exclusively.
+  void close_db() {
+    if (!db_) return;
+    for (auto* h : {default_, envelopes_, contents_, parts_})
+      if (h) db_->DestroyColumnFamilyHandle(h);
+    default_ = envelopes_ = contents_ = parts_ = nullptr;
+    db_->Close().PermitUncheckedError();
+    db_.reset();
+  }
+
+  // After a failed write RocksDB refuses every write with its background
+  // error. ENOSPC is recoverable: DB::Resume() on the next write, at most once
+  // a second, so the spool recovers by itself when space comes back. Other
+  // errors (EIO from a WAL sync) are fatal to the open database: it is closed
+  // and opened again, and the messages whose commit failed (their client got
+  // a 4xx) are removed, for WAL recovery may bring back a batch whose sync
+  // failed. Any thread (committer, store_part) may call it; never with
+  // db_mu_ held.
+  void resume_if_needed() {
+    if (!needs_resume_.load()) return;
+    std::lock_guard lock(resume_mu_);
+    if (!needs_resume_.load()) return;
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_resume_ < std::chrono::seconds(1)) return;
+    last_resume_ = now;
+    rocksdb::Status s;
+    {
+      std::shared_lock db_lock(db_mu_);
+      s = db_ ? db_->Resume() : rocksdb::Status::Aborted("closed");
+    }
+    // Busy: RocksDB's own recovery runs. NoSpace: resumable once there is room.
+    bool fatal =
+        !s.ok() && !s.IsBusy() && !s.IsNoSpace() &&
+        (s.severity() >= rocksdb::Status::Severity::kFatalError || s.IsIOError() || s.IsAborted());
+    if (fatal) {
+      std::unique_lock db_lock(db_mu_);
+      close_db();
+      s = open_db();
+      if (s.ok()) {
+        reopened_ = true;
+        spdlog::warn("spool: reopened after an error the database cannot resume from");
+      }
+    }
+    if (s.ok() && reopened_) {  // until the removals are written
+      std::unique_lock db_lock(db_mu_);
+      s = forget_failed_adds();
+      if (s.ok()) reopened_ = false;
+    }
+    if (s.ok()) {
+      needs_resume_ = false;
+      std::lock_guard failed_lock(failed_mu_);
+      failed_adds_.clear();  // a resumed database does not replay a failed write
+      spdlog::info("spool: writes resumed after an error");
+    } else {
+      spdlog::debug("spool: resume failed: {}", s.ToString());
+    }
+  }
+
+  // Under db_mu_ held exclusively, after a reopen.
+  rocksdb::Status forget_failed_adds() {
+    std::vector<std::uint64_t> ids;
+    {
+      std::lock_guard lock(failed_mu_);
+      ids.swap(failed_adds_);
+    }
+    if (ids.empty()) return rocksdb::Status::OK();
+    rocksdb::WriteBatch batch;
+    for (auto id : ids) {
+      batch.Delete(envelopes_, id_key(id));
+      batch.Delete(contents_, id_key(id));
+      delete_parts(batch, id);
     }
     rocksdb::WriteOptions wo;
     wo.sync = true;
     auto s = db_->Write(wo, &batch);
     if (!s.ok()) {
-      needs_resume_ = true;
-      return {status_of(s), s.ToString()};
+      std::lock_guard lock(failed_mu_);
+      failed_adds_.insert(failed_adds_.end(), ids.begin(), ids.end());
     }
+    return s;
+  }
+
+  // A write failed: log the first failure of an episode, resume on the next.
+  CommitResult failed_write(const rocksdb::Status& s) {
+    if (!needs_resume_.exchange(true))
+      spdlog::error("spool: write failed, refusing new mail until it succeeds: {}", s.ToString());
+    return {status_of(s), s.ToString()};
+  }
+
+  // Under db_mu_ held shared, with db_ open.
+  CommitResult write_batch(rocksdb::WriteBatch& batch) {
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    auto s = db_->Write(wo, &batch);
+    if (!s.ok()) return failed_write(s);
     return {};
   }
 
@@ -269,6 +406,8 @@ class RocksSpool final : public Spool {
           max_id = std::max(max_id, m.envelope.id);
         }
       bool room_for_new_mail = new_mail == 0 || has_room(new_mail);
+      resume_if_needed();
+      std::shared_lock db_lock(db_mu_);
       CommitResult result;
       // A change that cannot be put into the batch fails alone; the others
       // still share the sync. Nothing thrown here may end this thread.
@@ -290,8 +429,19 @@ class RocksSpool final : public Spool {
           refused[i] = CommitResult{SpoolStatus::kError, e.what()};
         }
       }
-      if (max_id > 0) batch.Put(default_, kNextIdKey, id_key(max_id + 1));
-      if (batch.Count() > 0) result = write_batch(batch);
+      if (!db_) {
+        result = {SpoolStatus::kError, "the spool could not be reopened after a write error"};
+      } else {
+        if (max_id > 0) batch.Put(default_, kNextIdKey, id_key(max_id + 1));
+        if (batch.Count() > 0) result = write_batch(batch);
+      }
+      db_lock.unlock();
+      if (result.status != SpoolStatus::kOk) {  // their clients get a 4xx: see resume_if_needed
+        std::lock_guard lock(failed_mu_);
+        for (std::size_t i = 0; i < items.size(); ++i)
+          if (!refused[i])
+            for (const auto& m : items[i].change.add) failed_adds_.push_back(m.envelope.id);
+      }
       for (std::size_t i = 0; i < items.size(); ++i) {
         try {
           items[i].done(refused[i] ? *refused[i] : result);
@@ -371,7 +521,14 @@ class RocksSpool final : public Spool {
   bool closing_ = false;
   std::thread committer_;
 
-  bool needs_resume_ = false;  // only the committer thread writes
+  // Readers and writers hold db_mu_ shared; a reopen holds it exclusively.
+  std::shared_mutex db_mu_;
+  std::atomic<bool> needs_resume_{false};
+  std::mutex resume_mu_;
+  bool reopened_ = false;  // under resume_mu_: failed_adds_ still to remove
+  std::mutex failed_mu_;
+  std::vector<std::uint64_t> failed_adds_;  // new messages whose commit failed
+  std::chrono::steady_clock::time_point last_resume_{};
 };
 
 }  // namespace

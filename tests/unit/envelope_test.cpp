@@ -115,6 +115,7 @@ TEST(Envelope, BrokenRecordsAreRefusedNotCrashing) {
       R"({"v":1,"id":1,"b":-2,"rc":[]})",
       R"({"v":1,"id":1,"rc":[{"a":"x","nt":300}]})",
       R"({"v":1,"id":1,"f":[],"rc":[]})",
+      R"({"v":1,"id":1,"f":"a@b.example","rc":[]})",  // no recipient: not "all done"
   };
   for (const char* r : records) {
     SCOPED_TRACE(r);

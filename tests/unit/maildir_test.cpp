@@ -1,8 +1,9 @@
 // delivery::deliver_to_maildir in a temporary folder: where the file lands, its
 // name (maildir(5)) and content, unique names under concurrency, folders made
-// when missing, and a temporary failure with a clear text when the path cannot
+// when missing, a temporary failure with a clear text when the path cannot
 // be a folder (a regular file in the way: tests run as root, where permission
-// bits would not stop a write).
+// bits would not stop a write), idempotent repeats (new/, cur/, a stale tmp/
+// file) and symbolic links refused.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -164,6 +165,110 @@ TEST_F(MaildirTest, MaildirThatIsAFileIsATemporaryFailure) {
   EXPECT_TRUE(o.temporary());
   EXPECT_EQ(o.reply.code, 451);
   EXPECT_NE(o.reply.lines.at(0).find("Not a directory"), std::string::npos) << o.reply.lines[0];
+}
+
+MaildirMessage identified(std::size_t index = 0) {
+  MaildirMessage m{kMessage, "chris@contoso.com", "kate@example.test", "mail.example.test"};
+  m.id = 1764760000123;
+  m.arrival_ms = 1764760000456;
+  m.recipient_index = index;
+  return m;
+}
+
+TEST_F(MaildirTest, NameComesFromTheMessage) {
+  fs::path maildir = root_ / "kate";
+  Outcome o = deliver_to_maildir(maildir, identified(2));
+  ASSERT_TRUE(o.delivered()) << o.reply.summary();
+  auto stored = files(maildir / "new");
+  ASSERT_EQ(stored.size(), 1u);
+  std::string content = read(stored[0]);
+  EXPECT_EQ(
+      stored[0].filename().string(),
+      "1764760000.M456000I1764760000123R2.mail.example.test,S=" + std::to_string(content.size()));
+  EXPECT_EQ(stored[0].filename().string(), maildir_file_name(identified(2), content.size()));
+}
+
+TEST_F(MaildirTest, SameMessageTwiceIsStoredOnce) {
+  fs::path maildir = root_ / "kate";
+  Outcome first = deliver_to_maildir(maildir, identified());
+  Outcome again = deliver_to_maildir(maildir, identified());
+  ASSERT_TRUE(first.delivered()) << first.reply.summary();
+  ASSERT_TRUE(again.delivered()) << again.reply.summary();
+  EXPECT_EQ(again.reply.summary(), first.reply.summary());
+  EXPECT_EQ(files(maildir / "new").size(), 1u);
+  EXPECT_TRUE(files(maildir / "tmp").empty());
+  // Another recipient of the same message (or another message) is another file.
+  ASSERT_TRUE(deliver_to_maildir(maildir, identified(1)).delivered());
+  MaildirMessage other = identified();
+  other.id += 1;
+  ASSERT_TRUE(deliver_to_maildir(maildir, other).delivered());
+  EXPECT_EQ(files(maildir / "new").size(), 3u);
+}
+
+TEST_F(MaildirTest, CopyMovedToCurIsNotWrittenAgain) {
+  fs::path maildir = root_ / "kate";
+  ASSERT_TRUE(deliver_to_maildir(maildir, identified()).delivered());
+  auto stored = files(maildir / "new");
+  ASSERT_EQ(stored.size(), 1u);
+  fs::rename(stored[0], maildir / "cur" / (stored[0].filename().string() + ":2,S"));
+  Outcome again = deliver_to_maildir(maildir, identified());
+  ASSERT_TRUE(again.delivered()) << again.reply.summary();
+  EXPECT_TRUE(files(maildir / "new").empty());
+  EXPECT_EQ(files(maildir / "cur").size(), 1u);
+  EXPECT_TRUE(files(maildir / "tmp").empty());
+  // A first delivery does not look in cur/ (no readdir): what the flag is for.
+  MaildirMessage first = identified();
+  first.may_be_repeat = false;
+  ASSERT_TRUE(deliver_to_maildir(maildir, first).delivered());
+  EXPECT_EQ(files(maildir / "new").size(), 1u);
+}
+
+TEST_F(MaildirTest, StaleTmpFileIsReplaced) {
+  fs::path maildir = root_ / "kate";
+  fs::path probe = root_ / "probe";
+  ASSERT_TRUE(deliver_to_maildir(probe, identified()).delivered());
+  std::string name = files(probe / "new").at(0).filename().string();
+  fs::create_directories(maildir / "tmp");
+  std::ofstream(maildir / "tmp" / name) << "half a message from a crashed attempt";
+  Outcome o = deliver_to_maildir(maildir, identified());
+  ASSERT_TRUE(o.delivered()) << o.reply.summary();
+  EXPECT_TRUE(files(maildir / "tmp").empty());
+  ASSERT_EQ(files(maildir / "new").size(), 1u);
+  EXPECT_EQ(read(maildir / "new" / name), read(probe / "new" / name));
+}
+
+TEST_F(MaildirTest, StaleTmpLinkToTheDeliveredCopyLeavesItWhole) {
+  // A crash between link into new/ and unlink of tmp/: both names, one file.
+  fs::path maildir = root_ / "kate";
+  ASSERT_TRUE(deliver_to_maildir(maildir, identified()).delivered());
+  fs::path stored = files(maildir / "new").at(0);
+  std::string before = read(stored);
+  fs::create_hard_link(stored, maildir / "tmp" / stored.filename());
+  ASSERT_TRUE(deliver_to_maildir(maildir, identified()).delivered());
+  EXPECT_TRUE(files(maildir / "tmp").empty());
+  ASSERT_EQ(files(maildir / "new").size(), 1u);
+  EXPECT_EQ(read(stored), before);
+}
+
+TEST_F(MaildirTest, SymlinkedFoldersAreRefused) {
+  fs::path elsewhere = root_ / "elsewhere";
+  fs::create_directories(elsewhere);
+  for (const char* sub : {"tmp", "new", "cur", ""}) {
+    fs::path maildir = root_ / (std::string("box-") + (*sub ? sub : "itself"));
+    fs::path link = maildir;
+    if (*sub) {
+      fs::create_directories(maildir);
+      link = maildir / sub;
+    }
+    fs::create_directory_symlink(elsewhere, link);
+    Outcome o = deliver_to_maildir(maildir, identified());
+    EXPECT_TRUE(o.temporary()) << sub;
+    EXPECT_EQ(o.reply.code, 451) << sub;
+    EXPECT_EQ(o.reply.enhanced, "4.3.0") << sub;
+    const std::string& text = o.reply.lines.at(0);
+    EXPECT_NE(text.find(link.string() + " is a symbolic link"), std::string::npos) << text;
+    EXPECT_TRUE(files(elsewhere).empty()) << sub;
+  }
 }
 
 }  // namespace
