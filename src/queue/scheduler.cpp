@@ -33,6 +33,10 @@ std::string held_reason(std::uint64_t id, const std::string& what) {
          "); release with tern queue retry " + std::to_string(id);
 }
 
+std::string unavailable_reply(const std::string& what) {
+  return "error: the spool cannot be read now (" + util::printable(what) + "); try again later";
+}
+
 std::int64_t system_now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -78,26 +82,41 @@ void Scheduler::start() {
 // The boundary of one message's processing: whatever throws while it is being
 // delivered or recorded ends that message's attempt, and the message is held
 // with the reason (tern queue show) instead of being retried in a loop or
-// taking the server down.
+// taking the server down. A spool that cannot be read now (SpoolUnavailable)
+// is not the message's fault: it is tried again later, neither held nor dropped.
 net::awaitable<void> Scheduler::attempt(std::uint64_t id) {
-  std::string failure;
+  std::string failure, unreadable;
   Ended result;
   bool ended = false;
   try {
     result = co_await attempt_once(id);
     ended = true;
+  } catch (const SpoolUnavailable& e) {
+    unreadable = e.what();
   } catch (const std::exception& e) {
     failure = e.what();
   } catch (...) {
     failure = "unknown error";
   }
+  bool written = false;
+  std::string reason;
+  if (!ended && unreadable.empty()) {
+    reason = held_reason(id, failure);
+    spdlog::error("queue {}: {}", id, reason);
+    try {
+      written = co_await hold(id, reason);
+    } catch (const SpoolUnavailable& e) {
+      unreadable = e.what();
+    }
+  }
+  if (!unreadable.empty()) {
+    result = co_await spool_unavailable(id, unreadable);
+    ended = true;
+  }
   if (ended) {  // outside the try: its bookkeeping must run exactly once
     finish_attempt(id, result);
     co_return;
   }
-  std::string reason = held_reason(id, failure);
-  spdlog::error("queue {}: {}", id, reason);
-  bool written = co_await hold(id, reason);
   if (!written) spdlog::error("queue {}: the hold could not be written; held until restart", id);
   --running_;
   if (auto it = entries_.find(id); it != entries_.end() && it->second.running_local)
@@ -111,6 +130,8 @@ net::awaitable<bool> Scheduler::hold(std::uint64_t id, std::string reason) {
   std::optional<Envelope> env;
   try {
     env = spool_.find(id);
+  } catch (const SpoolUnavailable&) {
+    throw;
   } catch (const std::exception&) {
     co_return false;  // an unreadable record is already listed as held by the spool
   }
@@ -277,8 +298,17 @@ struct Scheduler::Batch {
 // delivered again: its outcomes are written first (rewrite).
 net::awaitable<Scheduler::Ended> Scheduler::attempt_once(std::uint64_t id) {
   if (auto unwritten = entries_[id].unwritten) co_return co_await rewrite(id, unwritten);
-  auto env = spool_.find(id);
-  auto content = spool_.content(id);
+  std::optional<Envelope> env;
+  std::optional<std::string> content;
+  std::string unreadable;
+  try {
+    env = spool_.find(id);
+    content = spool_.content(id);
+  } catch (const SpoolUnavailable& e) {  // not deleted: the spool is closed for now
+    unreadable = e.what();
+  }
+  if (!unreadable.empty()) co_return co_await spool_unavailable(id, unreadable);
+  entries_[id].unavailable = 0;
   if (!env || !content || !env->held.empty()) co_return Ended{true, 0};  // deleted or held
   auto rec = std::make_shared<Recording>(id, std::move(*env), std::move(*content), executor_);
   bool expired = recorder_.expired(rec->env, clock_());
@@ -330,6 +360,17 @@ net::awaitable<Scheduler::Ended> Scheduler::attempt_once(std::uint64_t id) {
     co_return Ended{false, clock_() + write_backoff_ms(u->failures)};
   }
   co_return Ended{rec->final.finished || rec->final.held, rec->final.next_attempt_ms};
+}
+
+net::awaitable<Scheduler::Ended> Scheduler::spool_unavailable(std::uint64_t id,
+                                                              const std::string& why) {
+  std::uint32_t failures = ++entries_[id].unavailable;
+  if (failures == 1)
+    spdlog::error("queue {}: the spool cannot be read now ({}); tried again later", id,
+                  util::printable(why));
+  // A write makes the spool try to reopen (on its own thread, not this loop).
+  co_await apply_async(spool_, SpoolChange{});
+  co_return Ended{false, clock_() + write_backoff_ms(failures)};
 }
 
 // Writes what an earlier attempt could not; delivers nothing.
@@ -551,12 +592,16 @@ net::awaitable<std::string> Scheduler::retry(std::optional<std::uint64_t> id) {
   if (id && admin_.count(*id)) co_return busy(*id);
   if (id && !entries_.count(*id)) {  // not scheduled: perhaps held, then released
     std::optional<Envelope> env;
+    std::string unreadable;
     try {
       env = spool_.find(*id);
+    } catch (const SpoolUnavailable& e) {
+      unreadable = e.what();
     } catch (const std::exception& e) {
       co_return "error: " + std::to_string(*id) + " cannot be read (" + e.what() +
           "); it stays held: tern queue delete removes it";
     }
+    if (!unreadable.empty()) co_return unavailable_reply(unreadable);
     if (!env || env->held.empty())
       co_return "error: no message with InternalId " + std::to_string(*id) + " in the queue";
     env->held.clear();
@@ -607,14 +652,19 @@ net::awaitable<std::string> Scheduler::remove_owned(std::uint64_t id) {
     std::shared_ptr<Unwritten> u;
     if (auto it = entries_.find(id); it != entries_.end()) u = it->second.unwritten;
     std::optional<Envelope> env;
+    std::string unreadable;
     try {
       env = spool_.find(id);
+    } catch (const SpoolUnavailable& e) {
+      unreadable = e.what();
     } catch (const std::exception&) {  // unreadable: still the administrator's to remove
       env = Envelope{};
       env->id = id;
     }
     if (!env && u) env = u->envelope;
-    if (!env) {
+    if (!unreadable.empty()) {
+      reply = unavailable_reply(unreadable);
+    } else if (!env) {
       reply = "error: no message with InternalId " + std::to_string(id) + " in the queue";
     } else {
       SpoolChange change;
@@ -661,9 +711,18 @@ net::awaitable<std::string> Scheduler::bounce_owned(std::uint64_t id) {
     std::shared_ptr<Unwritten> u;
     if (auto it = entries_.find(id); it != entries_.end()) u = it->second.unwritten;
     // The newest state: outcomes not yet written count (never returned after delivery).
-    auto env = u ? std::optional<Envelope>(u->envelope) : spool_.find(id);
-    auto content = spool_.content(id);
-    if (!env || !content) {
+    std::optional<Envelope> env;
+    std::optional<std::string> content;
+    std::string unreadable;
+    try {
+      env = u ? std::optional<Envelope>(u->envelope) : spool_.find(id);
+      content = spool_.content(id);
+    } catch (const SpoolUnavailable& e) {
+      unreadable = e.what();
+    }
+    if (!unreadable.empty()) {
+      reply = unavailable_reply(unreadable);
+    } else if (!env || !content) {
       reply = "error: no message with InternalId " + std::to_string(id) + " in the queue";
     } else {
       auto result = recorder_.fail_pending(

@@ -98,6 +98,7 @@ class Scheduler {
     bool running_local = false;  // the lane of the running attempt
     enum class After { kNothing, kRetry, kDelete, kBounce } after = After::kNothing;
     std::shared_ptr<Unwritten> unwritten;
+    std::uint32_t unavailable = 0;  // attempts in a row that found the spool unreadable
   };
   struct Recording;  // one attempt's state while its groups end (scheduler.cpp)
   struct Batch;      // one write of an attempt
@@ -133,7 +134,11 @@ class Scheduler {
   void submit(const std::shared_ptr<Recording>& rec, AttemptResult result, bool final);
   void written(Recording& rec, Batch& batch, const CommitResult& result);
   net::awaitable<void> all_written(Recording& rec);
+  // Throws SpoolUnavailable when the spool cannot be read now.
   net::awaitable<bool> hold(std::uint64_t id, std::string reason);
+  // The spool cannot be read now: the message is tried again later, with
+  // backoff (neither held nor dropped), and the spool is asked to reopen.
+  net::awaitable<Ended> spool_unavailable(std::uint64_t id, const std::string& why);
   void write_tracking(const Envelope& envelope, const std::vector<TrackingRecord>& tracking);
   void finish_attempt(std::uint64_t id, const Ended& ended);
   // The administrator's actions own the message from before their first

@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -55,6 +56,14 @@ struct SpoolChange {
 
 using CommitCallback = std::function<void(CommitResult)>;
 
+// Thrown by list(), find() and content() while the spool cannot be read at
+// all (its database was closed after a write error and is not open again):
+// not a missing message. Try again later; the next write tries to reopen it.
+class SpoolUnavailable : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 class Spool {
  public:
   virtual ~Spool() = default;
@@ -79,6 +88,8 @@ class Spool {
   // apply() and wait: for the queue tools, never on an event loop.
   CommitResult apply_and_wait(SpoolChange change);
 
+  // Reads; nullopt: no such message. Throw SpoolUnavailable (above) when the
+  // spool cannot be read now.
   virtual std::vector<Envelope> list() = 0;
   virtual std::optional<Envelope> find(std::uint64_t id) = 0;
   virtual std::optional<std::string> content(std::uint64_t id) = 0;

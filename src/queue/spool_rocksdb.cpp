@@ -18,6 +18,8 @@
 #include <shared_mutex>
 #include <stdexcept>
 #include <thread>
+#include <unordered_map>
+#include <unordered_set>
 
 namespace tern::queue {
 
@@ -91,7 +93,8 @@ class ManualRecovery final : public rocksdb::EventListener {
 
 class RocksSpool final : public Spool {
  public:
-  RocksSpool(const config::Spool& cfg, OpenMode mode) : cfg_(cfg), mode_(mode) {
+  RocksSpool(const config::Spool& cfg, OpenMode mode, const RocksSpoolTuning& tuning)
+      : cfg_(cfg), mode_(mode), tuning_(tuning) {
     namespace fs = std::filesystem;
     if (mode == OpenMode::kReadOnly) {
       if (!fs::exists(cfg.path / "CURRENT"))
@@ -150,9 +153,7 @@ class RocksSpool final : public Spool {
   std::vector<Envelope> list() override {
     std::vector<Envelope> out;
     std::shared_lock lock(db_mu_);
-    if (!db_)
-      throw std::runtime_error(
-          "the spool is closed after a write error; it reopens on the next write");
+    if (!db_) throw unavailable();
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), envelopes_));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       try {
@@ -168,7 +169,7 @@ class RocksSpool final : public Spool {
   std::optional<Envelope> find(std::uint64_t id) override {
     std::string value;
     std::shared_lock lock(db_mu_);
-    if (!db_) return std::nullopt;
+    if (!db_) throw unavailable();
     auto s = db_->Get(rocksdb::ReadOptions(), envelopes_, id_key(id), &value);
     if (!s.ok()) return std::nullopt;
     return decode_envelope(value);
@@ -177,7 +178,7 @@ class RocksSpool final : public Spool {
   std::optional<std::string> content(std::uint64_t id) override {
     std::string value;
     std::shared_lock lock(db_mu_);
-    if (!db_) return std::nullopt;
+    if (!db_) throw unavailable();
     auto s = db_->Get(rocksdb::ReadOptions(), contents_, id_key(id), &value);
     if (!s.ok()) return std::nullopt;
     if (!parts_) return value;
@@ -195,15 +196,20 @@ class RocksSpool final : public Spool {
   }
 
   CommitResult store_part(std::uint64_t id, std::uint32_t seq, std::string_view bytes) override {
-    if (mode_ == OpenMode::kReadOnly || !parts_) return {SpoolStatus::kError, "spool read-only"};
+    if (mode_ == OpenMode::kReadOnly) return {SpoolStatus::kError, "spool read-only"};
     if (!has_room(bytes.size()))
       return {SpoolStatus::kNoSpace, "free space below [spool] min_free"};
-    resume_if_needed();
+    resume_if_needed();  // also reopens a spool whose earlier reopen failed
     std::shared_lock lock(db_mu_);
-    if (!db_) return {SpoolStatus::kError, "the spool could not be reopened after a write error"};
+    if (!db_ || !parts_)
+      return {SpoolStatus::kError, "the spool could not be reopened after a write error"};
     rocksdb::WriteOptions wo;  // no sync: the commit's sync covers it (one WAL)
     auto s = db_->Put(wo, parts_, part_key(id, seq), rocksdb::Slice(bytes.data(), bytes.size()));
     if (!s.ok()) return failed_write(s);
+    if (seq == 1) {  // the commit checks that no reopen has happened since
+      std::lock_guard parts_lock(parts_mu_);
+      part_generation_[id] = generation_;
+    }
     return {};
   }
 
@@ -224,6 +230,12 @@ class RocksSpool final : public Spool {
     SpoolChange change;
     CommitCallback done;
   };
+
+  static SpoolUnavailable unavailable() {
+    return SpoolUnavailable(
+        "the spool is closed after a write error and could not be reopened yet; it tries again "
+        "on the next write");
+  }
 
   void init_next_id() {
     std::uint64_t next = 1;
@@ -248,6 +260,7 @@ class RocksSpool final : public Spool {
     options.create_if_missing = mode_ != OpenMode::kReadOnly;
     options.create_missing_column_families = mode_ != OpenMode::kReadOnly;
     options.info_log = std::make_shared<SpoolInfoLog>();
+    if (tuning_.env) options.env = tuning_.env;
     options.listeners.push_back(std::make_shared<ManualRecovery>());
     options.max_total_wal_size = 64 << 20;
     options.IncreaseParallelism(2);
@@ -287,9 +300,11 @@ class RocksSpool final : public Spool {
     return s;
   }
 
-  // Under db_mu_ held exclusively.
+  // Under db_mu_ held exclusively. Unsynced writes (streamed parts) may be
+  // lost with the database: a new generation starts.
   void close_db() {
     if (!db_) return;
+    ++generation_;
     for (auto* h : {default_, envelopes_, contents_, parts_})
       if (h) db_->DestroyColumnFamilyHandle(h);
     default_ = envelopes_ = contents_ = parts_ = nullptr;
@@ -310,8 +325,16 @@ class RocksSpool final : public Spool {
     std::lock_guard lock(resume_mu_);
     if (!needs_resume_.load()) return;
     auto now = std::chrono::steady_clock::now();
-    if (now - last_resume_ < std::chrono::seconds(1)) return;
+    if (now - last_resume_ < tuning_.resume_interval) return;
     last_resume_ = now;
+    // The failed adds a resume in place forgets: exactly those known before
+    // it, not one that fails while it runs.
+    std::vector<std::uint64_t> failed_before;
+    {
+      std::lock_guard failed_lock(failed_mu_);
+      failed_before.assign(failed_adds_.begin(), failed_adds_.end());
+    }
+    bool forgot = false;  // a reopen's removals forgot their own snapshot
     rocksdb::Status s;
     {
       std::shared_lock db_lock(db_mu_);
@@ -333,24 +356,28 @@ class RocksSpool final : public Spool {
     if (s.ok() && reopened_) {  // until the removals are written
       std::unique_lock db_lock(db_mu_);
       s = forget_failed_adds();
+      forgot = true;
       if (s.ok()) reopened_ = false;
     }
     if (s.ok()) {
       needs_resume_ = false;
-      std::lock_guard failed_lock(failed_mu_);
-      failed_adds_.clear();  // a resumed database does not replay a failed write
+      if (!forgot) {  // a resumed database does not replay a failed write
+        std::lock_guard failed_lock(failed_mu_);
+        for (auto id : failed_before) failed_adds_.erase(id);
+      }
       spdlog::info("spool: writes resumed after an error");
     } else {
       spdlog::debug("spool: resume failed: {}", s.ToString());
     }
   }
 
-  // Under db_mu_ held exclusively, after a reopen.
+  // Under db_mu_ held exclusively (no commit runs), after a reopen: removes
+  // the failed adds known now and forgets exactly those once that is durable.
   rocksdb::Status forget_failed_adds() {
     std::vector<std::uint64_t> ids;
     {
       std::lock_guard lock(failed_mu_);
-      ids.swap(failed_adds_);
+      ids.assign(failed_adds_.begin(), failed_adds_.end());
     }
     if (ids.empty()) return rocksdb::Status::OK();
     rocksdb::WriteBatch batch;
@@ -362,9 +389,9 @@ class RocksSpool final : public Spool {
     rocksdb::WriteOptions wo;
     wo.sync = true;
     auto s = db_->Write(wo, &batch);
-    if (!s.ok()) {
+    if (s.ok()) {
       std::lock_guard lock(failed_mu_);
-      failed_adds_.insert(failed_adds_.end(), ids.begin(), ids.end());
+      for (auto id : ids) failed_adds_.erase(id);
     }
     return s;
   }
@@ -376,13 +403,39 @@ class RocksSpool final : public Spool {
     return {status_of(s), s.ToString()};
   }
 
-  // Under db_mu_ held shared, with db_ open.
-  CommitResult write_batch(rocksdb::WriteBatch& batch) {
+  // Under db_mu_ held shared, with db_ open; added: the new messages in the
+  // batch. Their clients get a 4xx if it fails, and WAL recovery may still
+  // bring the batch back: they are recorded (before a resume can look) to be
+  // removed after a reopen (resume_if_needed). Once written, they are not
+  // failed any more (a notice written again under its id must stay).
+  CommitResult write_batch(rocksdb::WriteBatch& batch, const std::vector<std::uint64_t>& added) {
     rocksdb::WriteOptions wo;
     wo.sync = true;
     auto s = db_->Write(wo, &batch);
+    if (!added.empty()) {
+      std::lock_guard lock(failed_mu_);
+      for (auto id : added) {
+        if (s.ok())
+          failed_adds_.erase(id);
+        else
+          failed_adds_.insert(id);
+      }
+    }
     if (!s.ok()) return failed_write(s);
     return {};
+  }
+
+  // Under db_mu_ held shared. Whether the parts of a streamed message were all
+  // stored since the last reopen: parts are written without a sync, so a
+  // reopen after an error may have lost some, and the message would be
+  // stored truncated. Forgets the message's parts generation either way.
+  bool parts_intact(const NewMessage& m) {
+    std::lock_guard lock(parts_mu_);
+    auto it = part_generation_.find(m.envelope.id);
+    if (it == part_generation_.end()) return false;
+    bool same = it->second == generation_;
+    part_generation_.erase(it);
+    return same;
   }
 
   // The committer: everything pending goes into one WriteBatch and one sync.
@@ -414,8 +467,17 @@ class RocksSpool final : public Spool {
       std::vector<std::optional<CommitResult>> refused(items.size());
       rocksdb::WriteBatch batch;
       for (std::size_t i = 0; i < items.size(); ++i) {
-        bool adds_new_mail = false;
-        for (const auto& m : items[i].change.add) adds_new_mail |= !m.envelope.is_dsn;
+        bool adds_new_mail = false, lost_parts = false;
+        for (const auto& m : items[i].change.add) {
+          adds_new_mail |= !m.envelope.is_dsn;
+          if (m.parts > 0 && !parts_intact(m)) lost_parts = true;
+        }
+        if (lost_parts) {  // its client gets a 4xx and sends it again
+          refused[i] = CommitResult{SpoolStatus::kError,
+                                    "parts of the message written before the spool was reopened "
+                                    "after an error may be lost"};
+          continue;
+        }
         if (adds_new_mail && !room_for_new_mail) {
           refused[i] = CommitResult{SpoolStatus::kNoSpace, "free space below [spool] min_free"};
           continue;
@@ -429,19 +491,17 @@ class RocksSpool final : public Spool {
           refused[i] = CommitResult{SpoolStatus::kError, e.what()};
         }
       }
+      std::vector<std::uint64_t> added;
+      for (std::size_t i = 0; i < items.size(); ++i)
+        if (!refused[i])
+          for (const auto& m : items[i].change.add) added.push_back(m.envelope.id);
       if (!db_) {
         result = {SpoolStatus::kError, "the spool could not be reopened after a write error"};
       } else {
         if (max_id > 0) batch.Put(default_, kNextIdKey, id_key(max_id + 1));
-        if (batch.Count() > 0) result = write_batch(batch);
+        if (batch.Count() > 0) result = write_batch(batch, added);
       }
       db_lock.unlock();
-      if (result.status != SpoolStatus::kOk) {  // their clients get a 4xx: see resume_if_needed
-        std::lock_guard lock(failed_mu_);
-        for (std::size_t i = 0; i < items.size(); ++i)
-          if (!refused[i])
-            for (const auto& m : items[i].change.add) failed_adds_.push_back(m.envelope.id);
-      }
       for (std::size_t i = 0; i < items.size(); ++i) {
         try {
           items[i].done(refused[i] ? *refused[i] : result);
@@ -472,7 +532,11 @@ class RocksSpool final : public Spool {
       batch.Delete(contents_, id_key(id));
       delete_parts(batch, id);
     }
-    for (auto id : change.discard) delete_parts(batch, id);
+    for (auto id : change.discard) {
+      delete_parts(batch, id);
+      std::lock_guard lock(parts_mu_);
+      part_generation_.erase(id);
+    }
   }
 
   void delete_parts(rocksdb::WriteBatch& batch, std::uint64_t id) {
@@ -508,6 +572,7 @@ class RocksSpool final : public Spool {
 
   config::Spool cfg_;
   OpenMode mode_;
+  RocksSpoolTuning tuning_;
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::ColumnFamilyHandle* default_ = nullptr;
   rocksdb::ColumnFamilyHandle* envelopes_ = nullptr;
@@ -527,14 +592,19 @@ class RocksSpool final : public Spool {
   std::mutex resume_mu_;
   bool reopened_ = false;  // under resume_mu_: failed_adds_ still to remove
   std::mutex failed_mu_;
-  std::vector<std::uint64_t> failed_adds_;  // new messages whose commit failed
+  std::unordered_set<std::uint64_t> failed_adds_;  // new messages whose commit failed
+  std::uint64_t generation_ = 0;                   // under db_mu_: database closes so far
+  std::mutex parts_mu_;
+  // Streamed messages not yet committed: the generation of their first part.
+  std::unordered_map<std::uint64_t, std::uint64_t> part_generation_;
   std::chrono::steady_clock::time_point last_resume_{};
 };
 
 }  // namespace
 
-std::unique_ptr<Spool> open_rocksdb_spool(const config::Spool& config, OpenMode mode) {
-  return std::make_unique<RocksSpool>(config, mode);
+std::unique_ptr<Spool> open_rocksdb_spool(const config::Spool& config, OpenMode mode,
+                                          const RocksSpoolTuning& tuning) {
+  return std::make_unique<RocksSpool>(config, mode, tuning);
 }
 
 }  // namespace tern::queue

@@ -4,12 +4,25 @@
 // synced WriteBatch (group commit); the free-space floor is checked per batch.
 #pragma once
 
+#include <chrono>
 #include <memory>
 
 #include "queue/spool.h"
 
+namespace rocksdb {
+class Env;
+}
+
 namespace tern::queue {
 
-std::unique_ptr<Spool> open_rocksdb_spool(const config::Spool& config, OpenMode mode);
+// What tests change: the RocksDB Env (to inject write errors) and how often
+// a failed spool tries to resume or reopen (at most once per interval).
+struct RocksSpoolTuning {
+  rocksdb::Env* env = nullptr;  // nullptr: RocksDB's default
+  std::chrono::milliseconds resume_interval{1000};
+};
+
+std::unique_ptr<Spool> open_rocksdb_spool(const config::Spool& config, OpenMode mode,
+                                          const RocksSpoolTuning& tuning = {});
 
 }  // namespace tern::queue

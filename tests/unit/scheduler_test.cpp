@@ -51,16 +51,19 @@ class TestSpool final : public Spool {
   }
   CommitResult store_part(std::uint64_t, std::uint32_t, std::string_view) override { return {}; }
   std::vector<Envelope> list() override {
+    if (unavailable) throw SpoolUnavailable("spool closed (test)");
     std::vector<Envelope> out;
     for (const auto& [id, m] : messages_) out.push_back(m.first);
     return out;
   }
   std::optional<Envelope> find(std::uint64_t id) override {
+    if (unavailable) throw SpoolUnavailable("spool closed (test)");
     auto it = messages_.find(id);
     if (it == messages_.end()) return std::nullopt;
     return it->second.first;
   }
   std::optional<std::string> content(std::uint64_t id) override {
+    if (unavailable) throw SpoolUnavailable("spool closed (test)");
     auto it = messages_.find(id);
     if (it == messages_.end()) return std::nullopt;
     return it->second.second;
@@ -90,6 +93,7 @@ class TestSpool final : public Spool {
   std::size_t held() const { return held_.size(); }
 
   bool hold_writes = false;
+  bool unavailable = false;  // reads throw SpoolUnavailable (closed after a write error)
   int fail_next = 0;
   int applies = 0;
 
@@ -530,6 +534,36 @@ TEST_F(SchedulerTest, AFailureInsideTernHoldsTheMessageWithWhatWasDelivered) {
   EXPECT_FALSE(spool.find(id));
   EXPECT_EQ(deliverer.delivered["kate@example.test"], 1);
   EXPECT_EQ(deliverer.delivered["bob@fabrikam.test"], 1);
+}
+
+// The spool cannot be read for a while (closed after a write error, not yet
+// reopened): the due message is neither dropped nor held, the administrator's
+// actions answer an error and change nothing, and once the spool is back the
+// message is delivered once.
+TEST_F(SchedulerTest, AnUnreadableSpoolPostponesTheAttemptWithoutDroppingTheMessage) {
+  auto id = queue({"kate@example.test"}, 0, kT0 + kMinute);
+  start();
+  spool.unavailable = true;
+  int applies = spool.applies;
+  advance(kMinute);
+  EXPECT_EQ(deliverer.calls, 0);
+  EXPECT_GT(spool.applies, applies);  // a write asks the spool to reopen
+  auto removed = admin(scheduler->remove(id));
+  settle();
+  ASSERT_TRUE(removed->has_value());
+  EXPECT_EQ((*removed)->rfind("error:", 0), 0u) << **removed;
+  auto bounced = admin(scheduler->bounce(id));
+  settle();
+  ASSERT_TRUE(bounced->has_value());
+  EXPECT_EQ((*bounced)->rfind("error:", 0), 0u) << **bounced;
+  advance(10 * kSecond);  // still unreadable: tried again, with backoff
+  EXPECT_EQ(deliverer.calls, 0);
+  spool.unavailable = false;
+  ASSERT_TRUE(spool.find(id));
+  EXPECT_TRUE(spool.find(id)->held.empty());
+  advance(kMinute);
+  EXPECT_EQ(deliverer.delivered["kate@example.test"], 1);
+  EXPECT_FALSE(spool.find(id));
 }
 
 // SIGTERM: stop() lets the running attempt end and record what it delivered.
