@@ -107,6 +107,13 @@ class RocksSpool final : public Spool {
                                  ec.message());
     }
     auto s = open_db();
+    // A read-only open beside a running server reads its WAL files; one the
+    // server retires meanwhile makes the open fail. Such a race ends after a
+    // few tries; anything else is reported at once.
+    for (int tries = 1; mode == OpenMode::kReadOnly && !s.ok() && s.IsIOError() &&
+                        s.ToString().find("No such file") != std::string::npos && tries < 10;
+         ++tries)
+      s = open_db();
     if (!s.ok()) {
       std::string why = s.ToString();
       if (why.find("lock") != std::string::npos ||
