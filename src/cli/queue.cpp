@@ -93,7 +93,8 @@ void print_message_lines(std::string_view text) {
 
 // The spool folder as tern serve's user sees it (privileges.h).
 void become_spool_user(const config::Config& config, server::Prepare prepare) {
-  server::become_user(config, {{config.spool.path, "spool folder", true}}, prepare, false);
+  server::become_user(config, {{config.spool.path, "spool folder", server::FolderKind::kSpool}},
+                      prepare, false);
 }
 
 std::unique_ptr<queue::Spool> open_for_reading(const QueueOptions& o) {

@@ -152,22 +152,32 @@ std::optional<std::string> control_request(const std::filesystem::path& path,
                                            const std::string& user, const std::string& line) {
   int folder = open_folder(path);
   if (folder < 0) return std::nullopt;  // no spool, or not ours to see: no server to ask
-  struct stat st {};
-  bool present =
-      fstatat(folder, kControlSocketName, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISSOCK(st.st_mode);
   asio::io_context io;
   stream_protocol::socket socket(io);
   std::error_code ec;
+  socket.open(stream_protocol(), ec);
+  // Checked right before the connect, relative to the folder: a symbolic link
+  // (to some other socket) is never connected to.
+  struct stat st {};
+  bool present = !ec && fstatat(folder, kControlSocketName, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                 S_ISSOCK(st.st_mode);
   if (present) socket.connect(control_endpoint(folder), ec);
   ::close(folder);
   if (!present || ec) return std::nullopt;  // a stale socket file: no server runs
-  // The server must be tern: root, ourselves, or the configured user.
+  // The server must be tern: it never runs as root (a root-started server has
+  // dropped to the configured user), so root talks only to that user, and
+  // anyone else to that user or to itself.
   auto cred = peer_credentials(socket.native_handle());
   auto expected = uid_of(user);
-  if (!cred || !(cred->uid == 0 || cred->uid == geteuid() || (expected && cred->uid == *expected)))
+  const bool as_root = geteuid() == 0;
+  bool trusted =
+      cred && ((expected && cred->uid == *expected) || (!as_root && cred->uid == geteuid()));
+  if (!trusted)
     return "error: the control socket " + (path / kControlSocketName).string() +
            " is served by uid " + (cred ? std::to_string(cred->uid) : std::string("?")) +
-           ", which is neither root, you, nor user \"" + user + "\": refusing to talk to it";
+           (as_root ? ", which is not user \"" + user + "\""
+                    : ", which is neither you nor user \"" + user + "\"") +
+           ": refusing to talk to it";
   asio::write(socket, asio::buffer(line + "\n"), ec);
   if (ec) return std::nullopt;
   asio::streambuf buffer(4096);

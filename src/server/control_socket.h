@@ -46,8 +46,10 @@ class ControlSocket {
 inline constexpr const char* kControlSocketName = "control.sock";
 
 // Client side, for `tern queue`: the answer of the server whose spool is at
-// path, or nullopt when none runs. A server whose uid is neither 0, ours, nor
-// that of the account `user` gets nothing: the answer is an "error: …" line.
+// path, or nullopt when none runs (a control.sock that is a symbolic link is
+// not connected to). A server whose uid is not that of the account `user`
+// (nor, for a client that is not root, ours) gets nothing: the answer is an
+// "error: …" line. tern serve never runs as root, so root trusts no uid 0.
 std::optional<std::string> control_request(const std::filesystem::path& path,
                                            const std::string& user, const std::string& line);
 

@@ -1,5 +1,6 @@
 #include "server/privileges.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
@@ -11,10 +12,13 @@
 #include <cstring>
 #include <set>
 #include <system_error>
+#include <utility>
 
 namespace tern::server {
 
 namespace fs = std::filesystem;
+
+std::function<void(const fs::path&)> after_mkdir_for_tests;
 
 namespace {
 
@@ -42,57 +46,198 @@ std::string group_name(gid_t gid) {
   return std::to_string(gid);
 }
 
-// mkdir of one missing folder, mode 0700 (whatever the umask), owned by owner
-// when there is one.
-void make_folder(const fs::path& dir, const Account* owner, const Folder& folder) {
-  if (::mkdir(dir.c_str(), 0700) != 0) {
-    int error = errno;
-    struct stat st {};
-    if (error == EEXIST && ::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return;
-    throw PrivilegeError("cannot create " + folder.what + " " + dir.string() + ": " +
-                         errno_text(error));
+// A descriptor closed when it goes out of scope.
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  Fd& operator=(Fd&& o) noexcept {
+    std::swap(fd_, o.fd_);
+    return *this;
   }
-  ::chmod(dir.c_str(), 0700);
-  if (owner && ::lchown(dir.c_str(), owner->uid, owner->gid) != 0)
+  Fd(const Fd&) = delete;
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+  bool ok() const { return fd_ >= 0; }
+
+ private:
+  int fd_;
+};
+
+// A folder opened for fchmod/fchown, never through a symbolic link.
+constexpr int kFolderFlags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+// An ancestor, only to create or open names in it: it may be a symbolic link
+// the administrator made (/var/mail -> /var/spool/mail).
+constexpr int kAncestorFlags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+
+// 0700 and the owner's (when there is one), through the open folder fd.
+void secure(int fd, const fs::path& dir, const Account* owner) {
+  if (::fchmod(fd, 0700) != 0)
+    throw PrivilegeError("cannot chmod 0700 " + dir.string() + ": " + errno_text(errno));
+  if (owner && ::fchown(fd, owner->uid, owner->gid) != 0)
     throw PrivilegeError("cannot give " + dir.string() + " to user " + in_quotes(owner->name) +
                          ": " + errno_text(errno));
+}
+
+// mkdirat of dir (named name in the open folder parent), mode 0700 whatever
+// the umask, owned by owner when there is one; the new folder, open. An
+// invalid Fd when the name exists already (made by someone else meanwhile).
+Fd make_folder(int parent, const std::string& name, const fs::path& dir, const Account* owner,
+               const Folder& folder) {
+  if (::mkdirat(parent, name.c_str(), 0700) != 0) {
+    if (errno == EEXIST) return Fd();
+    throw PrivilegeError("cannot create " + folder.what + " " + dir.string() + ": " +
+                         errno_text(errno));
+  }
+  if (after_mkdir_for_tests) after_mkdir_for_tests(dir);
+  // Whoever may write to the parent may have replaced the new folder by now:
+  // with a symbolic link (O_NOFOLLOW refuses it) or a folder of their own
+  // (not ours: refused too).
+  Fd fd(::openat(parent, name.c_str(), kFolderFlags));
+  int error = errno;
+  struct stat st {};
+  if (!fd.ok() || ::fstat(fd.get(), &st) != 0 || st.st_uid != ::geteuid())
+    throw PrivilegeError(
+        "the " + folder.what + " " + dir.string() + " was replaced while tern created it (" +
+        (fd.ok()                              ? std::string("by a folder of another user")
+         : error == ELOOP || error == ENOTDIR ? std::string("by a symbolic link or a file")
+                                              : errno_text(error)) +
+        "): nothing was changed through it; check who may write to " + dir.parent_path().string());
+  secure(fd.get(), dir, owner);
+  return fd;
+}
+
+// Creates dir and its missing parents. False when dir itself turned out to
+// exist (someone made it meanwhile): the caller treats it as an existing one.
+bool create_folder(const fs::path& dir, const Account* owner, const Folder& folder) {
+  Fd at(::open(dir.root_path().c_str(), kAncestorFlags));
+  if (!at.ok()) throw PrivilegeError("cannot open / : " + errno_text(errno));
+  std::vector<fs::path> parts;
+  for (const auto& part : dir.relative_path())
+    if (!part.empty()) parts.push_back(part);
+  fs::path sofar = dir.root_path();
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    const std::string name = parts[i].string();
+    sofar /= parts[i];
+    const bool last = i + 1 == parts.size();
+    struct stat st {};
+    Fd next;
+    if (::fstatat(at.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+      next = make_folder(at.get(), name, sofar, owner, folder);
+    if (next.ok()) {
+      at = std::move(next);
+      continue;
+    }
+    if (last) return false;
+    at = Fd(::openat(at.get(), name.c_str(), kAncestorFlags));
+    if (!at.ok())
+      throw PrivilegeError("cannot create " + folder.what + " " + dir.string() + ": " +
+                           sofar.string() + ": " + errno_text(errno));
+  }
+  return true;
+}
+
+// Whether name is one tern writes in a folder of that kind.
+bool terns_file(FolderKind kind, std::string_view name) {
+  auto starts = [&](std::string_view p) { return name.substr(0, p.size()) == p; };
+  auto ends = [&](std::string_view s) {
+    return name.size() > s.size() && name.substr(name.size() - s.size()) == s;
+  };
+  switch (kind) {
+    case FolderKind::kSpool: {  // RocksDB's names, and the control socket
+      if (name == "CURRENT" || name == "IDENTITY" || name == "LOCK" || name == "LOG" ||
+          name == "control.sock" || starts("LOG.old.") || starts("MANIFEST-") || starts("OPTIONS-"))
+        return true;
+      auto dot = name.find('.');
+      if (dot == 0 || dot == std::string_view::npos) return false;
+      for (char c : name.substr(0, dot))
+        if (c < '0' || c > '9') return false;
+      return ends(".log") || ends(".sst") || ends(".blob") || ends(".dbtmp");
+    }
+    case FolderKind::kLog:
+      return starts("smtp-receive-") || starts("message-tracking-");
+    case FolderKind::kMaildir:
+      return name == "tmp" || name == "new" || name == "cur";
+  }
+  return false;
+}
+
+// The first entry of the open folder fd that tern would not have written
+// there, or nullopt when there is none (an empty folder, or tern's own).
+std::optional<std::string> foreign_entry(int fd, FolderKind kind) {
+  int copy = ::dup(fd);
+  DIR* d = copy < 0 ? nullptr : ::fdopendir(copy);
+  if (!d) {
+    if (copy >= 0) ::close(copy);
+    return "(unreadable: " + errno_text(errno) + ")";
+  }
+  std::optional<std::string> found;
+  while (const dirent* e = ::readdir(d)) {
+    std::string_view name = e->d_name;
+    if (name == "." || name == "..") continue;
+    if (!terns_file(kind, name)) {
+      found = std::string(name);
+      break;
+    }
+  }
+  ::closedir(d);
+  return found;
 }
 
 void prepare_folder(const Folder& folder, const Account* owner, Prepare prepare) {
   const fs::path dir = fs::absolute(folder.path).lexically_normal();
   struct stat st {};
-  bool exists = ::lstat(dir.c_str(), &st) == 0;
-  if (exists && S_ISLNK(st.st_mode)) {
-    if (folder.strict)
-      throw PrivilegeError("the " + folder.what + " " + dir.string() +
-                           " is a symbolic link: tern does not follow it; configure the folder it "
-                           "points to instead");
-    exists = ::stat(dir.c_str(), &st) == 0;
-  }
-  if (exists && !S_ISDIR(st.st_mode))
-    throw PrivilegeError("the " + folder.what + " " + dir.string() + " is not a folder");
-  if (!exists) {
+  if (::lstat(dir.c_str(), &st) != 0) {
     if (prepare == Prepare::kExisting) return;
-    fs::path sofar = dir.root_path();
-    for (const auto& part : dir.relative_path()) {
-      if (part.empty()) continue;
-      sofar /= part;
-      struct stat s {};
-      if (::lstat(sofar.c_str(), &s) != 0) make_folder(sofar, owner, folder);
-    }
-    return;
+    if (create_folder(dir, owner, folder)) return;
+    if (::lstat(dir.c_str(), &st) != 0)
+      throw PrivilegeError("cannot create " + folder.what + " " + dir.string() + ": " +
+                           errno_text(errno));
   }
-  uid_t keeper = owner ? owner->uid : ::geteuid();
-  if (folder.strict && (st.st_mode & 077) && (st.st_uid == keeper || st.st_uid == 0)) {
+  if (S_ISLNK(st.st_mode))
+    throw PrivilegeError(
+        "the " + folder.what + " " + dir.string() +
+        " is a symbolic link: tern does not follow it; " +
+        (folder.strict() ? "configure the folder it points to instead" : "it is left as it is"));
+  if (!S_ISDIR(st.st_mode))
+    throw PrivilegeError("the " + folder.what + " " + dir.string() + " is not a folder");
+  const uid_t keeper = owner ? owner->uid : ::geteuid();
+  auto open_to_others = [&](const struct stat& s) {
+    return folder.strict() && (s.st_mode & 077) && (s.st_uid == keeper || s.st_uid == 0);
+  };
+  auto take_over = [&](const struct stat& s) { return owner && s.st_uid == 0; };
+  if (!open_to_others(st) && !take_over(st)) return;
+  // From here on only through a descriptor: a symbolic link swapped in since
+  // the lstat is refused, never followed.
+  Fd fd(::open(dir.c_str(), kFolderFlags));
+  if (!fd.ok() || ::fstat(fd.get(), &st) != 0)
+    throw PrivilegeError("cannot open the " + folder.what + " " + dir.string() + ": " +
+                         errno_text(errno));
+  const bool chmod_it = open_to_others(st);
+  const bool chown_it = take_over(st);
+  if (!chmod_it && !chown_it) return;
+  // root's folder is taken over only when it is tern's: empty, or holding
+  // only what tern writes there (never /var/log or a home folder).
+  if (st.st_uid == 0 && st.st_uid != keeper) {
+    if (auto other = foreign_entry(fd.get(), folder.kind))
+      throw PrivilegeError("the " + folder.what + " " + dir.string() +
+                           " belongs to root and holds " + in_quotes(*other) +
+                           ", which is not tern's: tern takes over only an empty folder or one "
+                           "with its own files; give tern a folder of its own (for example " +
+                           (dir / (folder.strict() ? "tern" : "Maildir")).string() + ")");
+  }
+  if (chmod_it) {
     spdlog::warn("the {} {} was open to others ({}): now 0700", folder.what, dir.string(),
                  describe_mode(dir));
-    if (::chmod(dir.c_str(), 0700) != 0)
+    if (::fchmod(fd.get(), 0700) != 0)
       throw PrivilegeError("cannot chmod 0700 " + dir.string() + ": " + errno_text(errno));
   }
   // A folder root made for tern (an installer's mkdir) becomes the user's; what
   // is inside is left as it is (chown -R it when a tern running as root wrote it).
-  if (owner && st.st_uid == 0) {
-    if (::lchown(dir.c_str(), owner->uid, owner->gid) != 0)
+  if (chown_it) {
+    if (::fchown(fd.get(), owner->uid, owner->gid) != 0)
       throw PrivilegeError("cannot give " + dir.string() + " to user " + in_quotes(owner->name) +
                            ": " + errno_text(errno));
     spdlog::info("the {} {} now belongs to user {}", folder.what, dir.string(), owner->name);
@@ -122,13 +267,14 @@ Account lookup_account(const std::string& name) {
 }
 
 std::vector<Folder> serve_folders(const config::Config& config) {
-  std::vector<Folder> folders{{config.spool.path, "spool folder", true},
-                              {config.log.directory, "log folder", true}};
+  std::vector<Folder> folders{{config.spool.path, "spool folder", FolderKind::kSpool},
+                              {config.log.directory, "log folder", FolderKind::kLog}};
   std::set<fs::path> seen;
   for (const auto& m : config.mailboxes) {
     if (m.maildir.empty()) continue;
     fs::path p = fs::absolute(m.maildir).lexically_normal();
-    if (seen.insert(p).second) folders.push_back({p, "Maildir of " + m.address, false});
+    if (seen.insert(p).second)
+      folders.push_back({p, "Maildir of " + m.address, FolderKind::kMaildir});
   }
   return folders;
 }
@@ -163,16 +309,24 @@ std::optional<std::string> unreachable(const fs::path& folder, const AccessCheck
   return std::nullopt;
 }
 
+void refuse_root_group(const std::string& user) {
+  int n = ::getgroups(0, nullptr);
+  std::vector<gid_t> groups(n > 0 ? n : 0);
+  if (n > 0) n = ::getgroups(n, groups.data());
+  if (n < 0)
+    throw PrivilegeError("cannot read the groups of user " + in_quotes(user) + ": " +
+                         errno_text(errno));
+  for (int i = 0; i < n; ++i)
+    if (groups[i] == 0)
+      throw PrivilegeError("user " + in_quotes(user) +
+                           " is a member of group root: tern does not run with it");
+}
+
 void drop_to(const Account& account) {
   if (::initgroups(account.name.c_str(), account.gid) != 0)
     throw PrivilegeError("cannot set the groups of user " + in_quotes(account.name) + ": " +
                          errno_text(errno));
-  gid_t groups[256];
-  int n = ::getgroups(256, groups);
-  for (int i = 0; i < n; ++i)
-    if (groups[i] == 0)
-      throw PrivilegeError("user " + in_quotes(account.name) +
-                           " is a member of group root: tern does not run with it");
+  refuse_root_group(account.name);
   if (::setgid(account.gid) != 0)
     throw PrivilegeError("cannot set group id " + std::to_string(account.gid) + ": " +
                          errno_text(errno));
@@ -186,12 +340,26 @@ void drop_to(const Account& account) {
                          " did not hold: root could be regained; stopping");
 }
 
+void prepare_folders(const std::vector<Folder>& folders, const Account* owner, Prepare prepare) {
+  for (const auto& f : folders) {
+    if (f.strict()) {
+      prepare_folder(f, owner, prepare);
+      continue;
+    }
+    try {
+      prepare_folder(f, owner, prepare);
+    } catch (const PrivilegeError& e) {  // one mailbox, never the server
+      spdlog::warn("{}: delivery to it answers 451 until this is fixed", e.what());
+    }
+  }
+}
+
 void become_user(const config::Config& config, const std::vector<Folder>& folders, Prepare prepare,
                  bool announce) {
   ::umask(077);  // whatever tern creates from here on: 0600 files, 0700 folders
   std::optional<Account> account;
   if (is_root()) account = lookup_account(config.user);
-  for (const auto& f : folders) prepare_folder(f, account ? &*account : nullptr, prepare);
+  prepare_folders(folders, account ? &*account : nullptr, prepare);
   if (account) {
     drop_to(*account);
   } else if (announce) {
@@ -212,9 +380,12 @@ void become_user(const config::Config& config, const std::vector<Folder>& folder
   for (const auto& f : folders) {
     struct stat st {};
     if (::stat(f.path.c_str(), &st) != 0 && prepare == Prepare::kExisting) continue;
-    if (auto why = unreachable(f.path))
-      throw PrivilegeError("user " + user_name(::geteuid()) + " cannot use the " + f.what + " " +
-                           fs::absolute(f.path).lexically_normal().string() + ": " + *why);
+    auto why = unreachable(f.path);
+    if (!why) continue;
+    std::string text = "user " + user_name(::geteuid()) + " cannot use the " + f.what + " " +
+                       fs::absolute(f.path).lexically_normal().string() + ": " + *why;
+    if (f.strict()) throw PrivilegeError(text);
+    spdlog::warn("{}; delivery to it answers 451 until this is fixed", text);
   }
 }
 

@@ -34,13 +34,23 @@ struct Account {
 // or when it is root (uid 0), whose use would defeat the drop.
 Account lookup_account(const std::string& name);
 
+// What a folder tern writes holds, which decides what tern may take over.
+enum class FolderKind {
+  kSpool,    // RocksDB's files and control.sock
+  kLog,      // smtp-receive-*.log and message-tracking-*.log
+  kMaildir,  // tmp, new and cur
+};
+
 // A folder tern writes, and what it is called in messages ("spool folder").
 struct Folder {
   std::filesystem::path path;
   std::string what;
-  // The spool and the log folder: never a symbolic link (lstat), and tern's
-  // alone (an existing one with group/other bits is chmod 0700).
-  bool strict = false;
+  FolderKind kind = FolderKind::kMaildir;
+  // The spool and the log folder: never a symbolic link (lstat), tern's alone
+  // (an existing one with group/other bits is chmod 0700), and any problem
+  // with them stops tern. A Maildir's problem is a warning: delivery to it
+  // answers 451 until it is fixed, the other mailboxes are served.
+  bool strict() const { return kind != FolderKind::kMaildir; }
 };
 
 // The folders `tern serve` writes: the spool, the log folder, each Maildir.
@@ -65,22 +75,42 @@ enum class Prepare {
   kExisting,  // only take over folders that exist already (queue on a stopped server)
 };
 
-// What serve and queue do before they open the spool:
-//  - refuses a spool or log folder that is a symlink (PrivilegeError);
-//  - as root: looks the account of config.user up, creates the missing folders
-//    (0700, parents too) owned by it, hands it the root-owned folders it will
-//    write, then sets its groups, gid and uid for good and checks that root
-//    cannot be regained; afterwards every folder must be reachable, or
-//    PrivilegeError names the ancestor that blocks it;
-//  - not root: creates the missing folders as the current user; announce
-//    logs one line when that user is not config.user.
-//  Existing spool and log folders with group/other bits are chmod 0700 with
-//  a warning.
+// Readies folders for owner (nullptr: for the current user), without
+// switching users:
+//  - a missing folder is created 0700 (parents too) with mkdirat, then opened
+//    with O_NOFOLLOW and given its mode and owner through that descriptor
+//    (fchmod, fchown): a name swapped for a symbolic link meanwhile is refused,
+//    never followed, nothing is ever chmod/chown'ed by path;
+//  - a spool or log folder that is a symbolic link is refused (PrivilegeError);
+//  - an existing folder owned by root is handed to owner, and a spool or log
+//    folder with group/other bits is chmod 0700 with a warning, only when the
+//    folder is tern's: empty, or holding only the files tern writes there
+//    (FolderKind). Otherwise PrivilegeError asks for a folder of tern's own
+//    (a `directory = "/var/log"` never hands /var/log to tern);
+//  - a Maildir's problem (a symbolic link, which is left untouched, not a
+//    folder, not tern's) is logged as a warning instead of thrown.
+void prepare_folders(const std::vector<Folder>& folders, const Account* owner, Prepare prepare);
+
+// What serve and queue do before they open the spool: as root, looks the
+// account of config.user up, prepare_folders for it, then drop_to it;
+// otherwise prepare_folders for the current user (announce logs one line
+// when that user is not config.user). Afterwards the spool and log folders
+// must be reachable, or PrivilegeError names the ancestor that blocks it; an
+// unreachable Maildir is a warning.
 void become_user(const config::Config& config, const std::vector<Folder>& folders, Prepare prepare,
                  bool announce);
 
+// Throws PrivilegeError when the process has group 0 among its supplementary
+// groups, or when they cannot be read (getgroups sized by getgroups(0)).
+void refuse_root_group(const std::string& user);
+
 // Gives the account its groups, gid and uid, permanently; throws
-// PrivilegeError when any step fails or when setuid(0) still succeeds after.
+// PrivilegeError when any step fails, when the groups include root's, or when
+// setuid(0) still succeeds after.
 void drop_to(const Account& account);
+
+// For tests only: called with a folder's path right after prepare_folders
+// created it and before it opens it, to swap something in at that moment.
+extern std::function<void(const std::filesystem::path&)> after_mkdir_for_tests;
 
 }  // namespace tern::server
