@@ -2,7 +2,9 @@
 
 smtp_source() runs `smtp-source -l SIZE -m N -s S -f bench@client.test -t RCPT
 -M client.test` (one message per connection unless reuse, which adds -d), bounded
-in time, and returns its wall time and CPU. open_idle() opens connections with
+in time, and returns its wall time and CPU; warm_up() and smtp_source_during() run
+it before and during a measurement, smtp_source_errors() and record_injection()
+put what it said into a run's result. open_idle() opens connections with
 non-blocking sockets (512 connects in flight) and reads every 220 banner.
 """
 
@@ -13,8 +15,10 @@ import resource
 import selectors
 import socket
 import subprocess
+import threading
 import time
 
+from cleanup import BenchError
 from servers import HOST, SMTP_SOURCE
 
 SENDER = "bench@client.test"
@@ -49,6 +53,47 @@ def smtp_source(port: int, messages: int, sessions: int, size: int, reuse: bool,
     return {"cmd": " ".join(cmd), "rc": rc, "wall_s": wall,
             "client_cpu_s": (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime),
             "output": err[-2000:]}
+
+
+def smtp_source_errors(res: dict, r: dict) -> None:
+    """A failed or talkative smtp-source run is an error of the run."""
+    if r["rc"] != 0:
+        res["errors"].append(f"smtp-source rc={r['rc']}: {r['output']}")
+    elif r["output"]:
+        res["errors"].append(f"smtp-source said: {r['output']}")
+
+
+def warm_up(res: dict, port: int, warmup: int, sessions: int, args, recipient: str = RECIPIENT) -> None:
+    """The warm-up messages (args.size, args.reuse); a failed smtp-source is an error of the run."""
+    w = smtp_source(port, warmup, sessions, args.size, args.reuse, recipient)
+    if w["rc"] != 0:
+        res["errors"].append(f"warm-up smtp-source rc={w['rc']}: {w['output']}")
+
+
+def smtp_source_during(port: int, messages: int, sessions: int, args, recipient: str,
+                       wait) -> tuple[dict, float, object, float]:
+    """Runs smtp_source() in a thread while wait(limit) waits for the last message to
+    arrive (limit = smtp-source's own time limit). Returns smtp-source's result ({}
+    if it did not finish), when it started, what wait() returned, and the limit."""
+    r: dict = {}
+    t0 = time.monotonic()
+    injector = threading.Thread(target=lambda: r.update(smtp_source(
+        port, messages, sessions, args.size, args.reuse, recipient)), name="smtp-source")
+    injector.start()
+    limit = 120 + messages / 50.0
+    waited = wait(limit)
+    injector.join(timeout=limit + 60)       # smtp-source has its own time limit
+    return r, t0, waited, limit
+
+
+def record_injection(res: dict, r: dict) -> None:
+    """smtp-source's command, exit code, output and wall time of a smtp_source_during() run."""
+    if not r:
+        raise BenchError("smtp-source did not finish")
+    res["inject_wall_s"] = r["wall_s"]
+    res["client_cpu_s"] = r["client_cpu_s"]
+    res["cmd"], res["rc"], res["output"] = r["cmd"], r["rc"], r["output"]
+    smtp_source_errors(res, r)
 
 
 def open_idle(port: int, n: int, timeout: float, socks: dict[int, socket.socket]) -> tuple[list, dict]:

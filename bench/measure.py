@@ -3,6 +3,8 @@
 Process memory and CPU (/proc/<pid>/status, stat, task/*/stat), the process tree,
 the CPU the whole machine spent (to tell how much other work disturbed a run),
 a wait for a quiet machine, and an fsync probe that says what the disk was like.
+new_run() and end_warmup() are the steps every scenario's run shares; Window is
+the measured part of a run, end_to_end() the rates of a delivering one.
 Per-server accounting through cgroups is in accounting.py.
 """
 
@@ -167,6 +169,74 @@ def foreign_cpu(res: dict, m0: dict, m1: dict, ours_s: float) -> None:
     res["irq_cpu_s"] = round(m1["irq"] - m0["irq"], 3)
     res["kthreads_cpu_s"] = round(m1["kthreads"] - m0["kthreads"], 3)
     res["loadavg"] = os.getloadavg()[0]
+
+
+def new_run(benchmark: str, kind: str, scenario: dict, args) -> tuple[dict, "Phases"]:
+    """The result of one run of a scenario, before it starts, and its phase clock."""
+    messages = scenario["messages"]
+    res: dict = {"benchmark": benchmark, "server": kind, "scenario": scenario["name"],
+                 "sessions": scenario["sessions"], "messages": messages, "size": args.size,
+                 "warmup": min(args.warmup, messages), "errors": [], "phases_s": {}}
+    return res, Phases(res["phases_s"])
+
+
+def end_warmup(phase: "Phases") -> None:
+    """Ends the warm-up; the measurement starts from a clean page cache."""
+    phase("warmup")
+    os.sync()
+    phase("sync")
+
+
+class Window:
+    """A measured window of one server: its cgroup's CPU (user/system split), its
+    threads' CPU (pid, for tern), peak memory, and the machine's and this process's
+    CPU, to tell what other work took. Starting it resets the peak and starts the
+    memory sampling; end() takes the second readings and stops the sampling."""
+
+    def __init__(self, acct, pid: int | None = None) -> None:
+        self.acct, self.pid = acct, pid
+        acct.reset_peak()
+        acct.start_sampling()
+        self.m0, self.self0 = machine_cpu(), self_cpu_s()
+        self.cpu0, self.us0 = acct.cpu_ns(), acct.user_sys_s()
+        self.threads0 = thread_cpu(pid) if pid else {}
+
+    def end(self) -> None:
+        self.cpu1, self.us1 = self.acct.cpu_ns(), self.acct.user_sys_s()
+        self.threads1 = thread_cpu(self.pid) if self.pid else {}
+        self.m1, self.self1 = machine_cpu(), self_cpu_s()
+        self.acct.stop_sampling()
+        self.peak = self.acct.peak_bytes()
+
+    @property
+    def cpu_s(self) -> float:
+        return (self.cpu1 - self.cpu0) / 1e9
+
+    def store(self, res: dict, others_s: float, folder: Path) -> None:
+        """Into res: the user/system split, (for tern) the 12 busiest threads, the
+        foreign CPU (ours = the server, this process and others_s: smtp-source, a
+        sink), peak memory, and an fsync probe in `folder` for the disk's state."""
+        if self.us0 and self.us1:
+            res["cpu_user_s"] = round(self.us1[0] - self.us0[0], 3)
+            res["cpu_sys_s"] = round(self.us1[1] - self.us0[1], 3)
+        if self.threads1:
+            res["threads_cpu"] = thread_cpu_delta(self.threads0, self.threads1)[:12]
+        foreign_cpu(res, self.m0, self.m1, self.cpu_s + others_s + (self.self1 - self.self0))
+        res["peak_cgroup_mb"] = self.peak / 2**20 if self.peak is not None else None
+        res["peak_anon_mb"] = self.acct.max_anon / 2**20 if self.acct.max_anon else None
+        res["peak_rss_sum_mb"] = self.acct.max_rss_sum / 2**20
+        res["fsync_ms_after"] = round(fsync_probe(folder, 30), 3)
+
+
+def end_to_end(res: dict, messages: int, wall: float, inject_wall: float, cpu_s: float) -> None:
+    """The rates of a delivering run, into res: `messages` delivered in `wall` seconds
+    from the start of smtp-source, which itself took `inject_wall`."""
+    res["wall_s"] = wall
+    res["delivered_per_s"] = messages / wall
+    res["inject_per_s"] = messages / inject_wall if inject_wall > 0 else None
+    res["drain_after_inject_s"] = round(max(0.0, wall - inject_wall), 3)
+    res["cpu_s"] = cpu_s
+    res["cpu_ms_per_msg"] = cpu_s / messages * 1000
 
 
 class Phases:

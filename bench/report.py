@@ -156,17 +156,21 @@ def print_accept(summary: dict) -> None:
                   f"latency {fmt(r['latency'], '.2f')}x, CPU per message {fmt(r['cpu_per_msg'], '.2f')}x")
 
 
-def print_relay(relay: dict) -> None:
-    for name, e in relay.items():
+def _print_end_to_end(results: dict, title: str, inject_head: str, inject_ratio: str, conns: bool) -> None:
+    """The tables of a delivering scenario (relay, local): delivered and accepted rates,
+    CPU, memory, the sessions to the sink (`conns`), tern's CPU by thread, the ratios."""
+    for name, e in results.items():
         print("")
-        print(f"== {name}, {e['messages']} messages: client -> server -> its own smtp-sink ==")
-        print(f"  {'server':<14}{'delivered/s':>12}{'injected/s':>11}{'drain s':>9}{'CPU s':>8}{'CPU ms/msg':>12}"
-              f"{'RSS MB':>8}{'cgroup MB':>11}{'conns':>7}{'errors':>8}   all runs delivered/s")
+        print(f"== {name}, {e['messages']} messages: {title} ==")
+        print(f"  {'server':<14}{'delivered/s':>12}{inject_head:>11}{'drain s':>9}{'CPU s':>8}{'CPU ms/msg':>12}"
+              f"{'RSS MB':>8}{'cgroup MB':>11}" + (f"{'conns':>7}" if conns else "")
+              + f"{'errors':>8}   all runs delivered/s")
         for kind, s in e["servers"].items():
             print(f"  {LABELS[kind]:<14}{fmt(s['delivered_per_s']):>12}{fmt(s['inject_per_s']):>11}"
                   f"{fmt(s['drain_after_inject_s'], '.2f'):>9}{fmt(s['cpu_s'], '.2f'):>8}"
                   f"{fmt(s['cpu_ms_per_msg'], '.3f'):>12}{_memory(s):>8}{fmt(s['peak_cgroup_mb']):>11}"
-                  f"{fmt(s['sink_sessions'], 'd'):>7}{s['errors']:>8}   {s['delivered_per_s_all']}")
+                  + (f"{fmt(s['sink_sessions'], 'd'):>7}" if conns else "")
+                  + f"{s['errors']:>8}   {s['delivered_per_s_all']}")
         for kind, s in e["servers"].items():
             busy = [t for t in (s.get("threads_cpu") or []) if t["user_s"] + t["sys_s"] >= 0.01][:8]
             if busy:
@@ -175,30 +179,16 @@ def print_relay(relay: dict) -> None:
         for key, r in e["ratios"].items():
             a, b = key.split("/")
             print(f"  {LABELS[a]}/{LABELS[b]}: delivered msgs/s {fmt(r['delivered'], '.2f')}x, "
-                  f"injected msgs/s {fmt(r['inject'], '.2f')}x, CPU per message {fmt(r['cpu_per_msg'], '.2f')}x")
+                  f"{inject_ratio} {fmt(r['inject'], '.2f')}x, CPU per message {fmt(r['cpu_per_msg'], '.2f')}x")
+
+
+def print_relay(relay: dict) -> None:
+    _print_end_to_end(relay, "client -> server -> its own smtp-sink", "injected/s", "injected msgs/s", True)
 
 
 def print_local(local: dict) -> None:
-    for name, e in local.items():
-        print("")
-        print(f"== {name}, {e['messages']} messages: client -> server -> a local Maildir (fsync'd) ==")
-        print(f"  {'server':<14}{'delivered/s':>12}{'accepted/s':>11}{'drain s':>9}{'CPU s':>8}{'CPU ms/msg':>12}"
-              f"{'RSS MB':>8}{'cgroup MB':>11}{'errors':>8}   all runs delivered/s")
-        for kind, s in e["servers"].items():
-            print(f"  {LABELS[kind]:<14}{fmt(s['delivered_per_s']):>12}{fmt(s['inject_per_s']):>11}"
-                  f"{fmt(s['drain_after_inject_s'], '.2f'):>9}{fmt(s['cpu_s'], '.2f'):>8}"
-                  f"{fmt(s['cpu_ms_per_msg'], '.3f'):>12}{_memory(s):>8}{fmt(s['peak_cgroup_mb']):>11}"
-                  f"{s['errors']:>8}   {s['delivered_per_s_all']}")
-        for kind, s in e["servers"].items():
-            busy = [t for t in (s.get("threads_cpu") or []) if t["user_s"] + t["sys_s"] >= 0.01][:8]
-            if busy:
-                print(f"  {LABELS[kind]} CPU s by thread (#creation order user+sys): "
-                      + ", ".join(f"#{t['thread']} {t['user_s']:.2f}+{t['sys_s']:.2f}" for t in busy))
-        for key, r in e["ratios"].items():
-            a, b = key.split("/")
-            print(f"  {LABELS[a]}/{LABELS[b]}: delivered msgs/s {fmt(r['delivered'], '.2f')}x, "
-                  f"accepted msgs/s while delivering {fmt(r['inject'], '.2f')}x, "
-                  f"CPU per message {fmt(r['cpu_per_msg'], '.2f')}x")
+    _print_end_to_end(local, "client -> server -> a local Maildir (fsync'd)", "accepted/s",
+                      "accepted msgs/s while delivering", False)
 
 
 def print_idle(idle: dict) -> None:

@@ -3,7 +3,8 @@
 A Server is started fresh in its own folder under the run's temp folder, listens
 on 127.0.0.1:<port>, is accounted by its own Accounting (accounting.py) and is
 stopped and checked after the run. The implementations: server_tern.py,
-server_postfix.py, server_sink.py.
+server_postfix.py, server_sink.py; make_server() picks one. wait_drained() and the check_drained_*()
+helpers check that a delivering server's queue empties.
 """
 
 from __future__ import annotations
@@ -44,6 +45,26 @@ class Server:
         """Warnings and errors the server logged (for the report)."""
         return []
 
+    def postqueue(self) -> list[dict] | None:
+        """The messages `postqueue -j` lists (Postfix); None for other servers."""
+        return None
+
+
+def make_server(kind: str, args, top, tern_binary, **options) -> Server:
+    """A fresh server of this kind (tern, tern+plog, postfix, sink) in a folder under
+    `top`; options (relay_to=<sink port>, local=True) configure tern and Postfix."""
+    # Imported here: the server modules import this one.
+    from server_postfix import PostfixServer
+    from server_sink import SinkServer
+    from server_tern import TernServer
+    if kind in ("tern", "tern+plog"):
+        return TernServer(tern_binary, top, kind == "tern+plog", not args.no_cgroups, kind, **options)
+    if kind == "postfix":
+        return PostfixServer(top, not args.no_cgroups, **options)
+    if kind == "sink":
+        return SinkServer(top, not args.no_cgroups)
+    raise ValueError(kind)
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -73,8 +94,45 @@ def wait_banner(port: int, timeout: float, proc: subprocess.Popen | None = None)
     raise BenchError(f"no SMTP banner on {HOST}:{port} within {timeout:.0f}s (last: {last})")
 
 
-def finish_server(srv: Server, kind: str, res: dict, keep: bool, phase: Phases) -> None:
-    """Stops the server, records how it stopped and what it logged, removes its folder."""
+def wait_drained(srv: Server, timeout: float) -> dict:
+    """Polls the server's queue until it is empty (bounded); returns the last look."""
+    deadline = time.monotonic() + timeout
+    t0 = time.monotonic()
+    while True:
+        q = srv.queued() or {"count": 0}
+        if q["count"] == 0 or time.monotonic() >= deadline:
+            q["waited_s"] = round(time.monotonic() - t0, 3)
+            return q
+        time.sleep(0.1)
+
+
+def check_drained_after_warmup(srv: Server, res: dict) -> None:
+    """A delivering server's queue must empty (30 s at most) after the warm-up."""
+    q0 = wait_drained(srv, 30)
+    res["queued_before"] = q0
+    if q0["count"]:
+        res["errors"].append(f"after warm-up {q0['count']} messages still queued")
+
+
+def check_drained_after_run(srv: Server, res: dict) -> None:
+    """A delivering server's queue must empty (30 s at most) after the run; Postfix's
+    `postqueue -j` must list nothing too."""
+    q1 = wait_drained(srv, 30)
+    res["queued_after"] = q1
+    if q1["count"]:
+        res["errors"].append(f"{q1['count']} messages still queued after the run: {q1}")
+    left = srv.postqueue()
+    if left is not None:
+        res["postqueue_after"] = len(left)
+        if left:
+            res["errors"].append(f"postqueue -j lists {len(left)} messages after the run")
+
+
+def finish_server(srv: Server | None, kind: str, res: dict, keep: bool, phase: Phases) -> None:
+    """Stops the server, records how it stopped and what it logged, removes its folder
+    (unless keep); nothing for a server that was never made (srv None)."""
+    if srv is None:
+        return
     try:
         res["stop"] = srv.stop()
     except Exception as e:  # noqa: BLE001 - report and continue
