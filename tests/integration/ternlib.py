@@ -1,6 +1,7 @@
 """Helpers for tern's integration tests: start a real `tern serve` on free
 loopback ports with a configuration written for the test, talk SMTP to it
-line by line, and read its queue with the real `tern queue` command.
+line by line (or push mail at it until told to stop), and read its queue with
+the real `tern queue` command.
 
 Nothing here sleeps to synchronise: the server is ready when it has printed
 `tern: ready` on stderr, and replies are read from the socket.
@@ -9,6 +10,7 @@ import json
 import os
 import pathlib
 import pwd
+import re
 import signal
 import socket
 import subprocess
@@ -18,6 +20,7 @@ import time
 
 TERN = os.environ.get("TERN_BINARY", str(pathlib.Path(__file__).resolve().parents[2] / "build" / "tern"))
 HOSTNAME = "mail.example.test"
+QUEUED = re.compile(r"250 2\.6\.0 <[^>]+> \[InternalId=(\d+),")
 
 
 def base_config(listeners, extra="", delivery=None):
@@ -216,6 +219,33 @@ class Client:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def send_until_stopped(port, stop, subject, body_size, acked):
+    """Load for kill tests: over one session, sends message after message from
+    chris@contoso.com to kate@example.test, the i-th with Subject subject(i) and
+    body_size bytes of body, until `stop` is set or the server goes away (a refused
+    command or a closed connection ends it quietly). For each 250 calls
+    acked(subject(i), InternalId)."""
+    try:
+        with Client(port, timeout=10) as c:
+            c.reply()
+            c.cmd("EHLO load.example")
+            i = 0
+            while not stop.is_set():
+                tag = subject(i)
+                c.send("MAIL FROM:<chris@contoso.com>\r\nRCPT TO:<kate@example.test>\r\nDATA\r\n")
+                if c.reply() != "250 2.1.0 Sender OK" or c.reply() != "250 2.1.5 Recipient OK":
+                    return
+                if not c.reply().startswith("354"):
+                    return
+                c.send(f"Subject: {tag}\r\n\r\n" + "x" * body_size + "\r\n.\r\n")
+                m = QUEUED.match(c.reply())
+                if m:
+                    acked(tag, int(m.group(1)))
+                i += 1
+    except (ConnectionError, OSError, socket.timeout):
+        return
 
 
 def free_port():

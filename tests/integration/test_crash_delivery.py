@@ -6,14 +6,12 @@ lost, none delivered twice: the Maildir file name comes from the message, so a
 repeated attempt finds the copy the killed one wrote) and the queue is empty."""
 import random
 import re
-import socket
 import threading
 import time
 
 from delivery_env import wait_until
-from ternlib import Client
+from ternlib import send_until_stopped
 
-QUEUED = re.compile(r"250 2\.6\.0 <[^>]+> \[InternalId=(\d+),")
 SUBJECT = re.compile(rb"^Subject: (crash-\d+-\d+-\d+)$", re.M)
 ROUNDS = 30
 SENDERS = 3
@@ -22,25 +20,7 @@ SENDERS = 3
 def sender(port, round_no, n, acked, stop):
     """Sends messages tagged crash-<round>-<sender>-<i> until stopped or the
     server dies; records {tag: InternalId} for each 250."""
-    try:
-        with Client(port, timeout=10) as c:
-            c.reply()
-            c.cmd("EHLO load.example")
-            i = 0
-            while not stop.is_set():
-                tag = f"crash-{round_no}-{n}-{i}"
-                c.send("MAIL FROM:<chris@contoso.com>\r\nRCPT TO:<kate@example.test>\r\nDATA\r\n")
-                if c.reply() != "250 2.1.0 Sender OK" or c.reply() != "250 2.1.5 Recipient OK":
-                    return
-                if not c.reply().startswith("354"):
-                    return
-                c.send(f"Subject: {tag}\r\n\r\n" + "x" * 200 + "\r\n.\r\n")
-                m = QUEUED.match(c.reply())
-                if m:
-                    acked[tag] = int(m.group(1))
-                i += 1
-    except (ConnectionError, OSError, socket.timeout):
-        return
+    send_until_stopped(port, stop, lambda i: f"crash-{round_no}-{n}-{i}", 200, acked.__setitem__)
 
 
 def maildir_tags(folder):

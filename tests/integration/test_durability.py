@@ -2,35 +2,14 @@
 senders push mail while the server is killed; every InternalId that came back
 in a 250 must be in the queue afterwards, and the restarted server goes on
 with higher ids."""
-import re
-import socket
 import threading
 
-from ternlib import Client
-
-QUEUED = re.compile(r"250 2\.6\.0 <[^>]+> \[InternalId=(\d+),")
+from ternlib import QUEUED, Client, send_until_stopped
 
 
 def sender(port, acked, stop):
     """Sends messages until the server dies; records the ids it acknowledged."""
-    try:
-        with Client(port, timeout=10) as c:
-            c.reply()
-            c.cmd("EHLO load.example")
-            i = 0
-            while not stop.is_set():
-                c.send("MAIL FROM:<chris@contoso.com>\r\nRCPT TO:<kate@example.test>\r\nDATA\r\n")
-                if c.reply() != "250 2.1.0 Sender OK" or c.reply() != "250 2.1.5 Recipient OK":
-                    return
-                if not c.reply().startswith("354"):
-                    return
-                c.send(f"Subject: load {i}\r\n\r\n" + "x" * 900 + "\r\n.\r\n")
-                m = QUEUED.match(c.reply())
-                if m:
-                    acked.append(int(m.group(1)))
-                i += 1
-    except (ConnectionError, OSError, socket.timeout):
-        return
+    send_until_stopped(port, stop, lambda i: f"load {i}", 900, lambda _tag, qid: acked.append(qid))
 
 
 def test_kill_9_loses_no_acknowledged_message(server):
