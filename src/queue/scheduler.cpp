@@ -141,13 +141,14 @@ void Scheduler::take_incoming() {
     ids.swap(incoming_);
   }
   std::int64_t now = clock_();
-  for (auto id : ids) schedule(id, now);
+  for (auto id : ids) schedule(id, now, true);
 }
 
-void Scheduler::schedule(std::uint64_t id, std::int64_t due) {
+void Scheduler::schedule(std::uint64_t id, std::int64_t due, bool fresh) {
   auto [it, created] = entries_.try_emplace(id);
   auto& e = it->second;
   if (created) {
+    e.fresh = fresh;
     try {
       auto env = spool_.find(id);
       e.local = env && only_local(*env);
@@ -277,6 +278,9 @@ struct Scheduler::Batch {
 // delivered again: its outcomes are written first (rewrite).
 net::awaitable<Scheduler::Ended> Scheduler::attempt_once(std::uint64_t id) {
   if (auto unwritten = entries_[id].unwritten) co_return co_await rewrite(id, unwritten);
+  // Only the first attempt of a message new in this process is known to have
+  // delivered nothing yet; from here on every attempt may be a repeat.
+  const bool first = std::exchange(entries_[id].fresh, false);
   auto env = spool_.find(id);
   auto content = spool_.content(id);
   if (!env || !content || !env->held.empty()) co_return Ended{true, 0};  // deleted or held
@@ -293,7 +297,7 @@ net::awaitable<Scheduler::Ended> Scheduler::attempt_once(std::uint64_t id) {
     };
     std::string failure;
     try {
-      co_await deliverer_.deliver(delivering, rec->content, pending, report);
+      co_await deliverer_.deliver(delivering, rec->content, pending, !first, report);
     } catch (const std::exception& e) {
       failure = e.what();
     } catch (...) {
@@ -348,7 +352,7 @@ net::awaitable<Scheduler::Ended> Scheduler::rewrite(std::uint64_t id,
   }
   spdlog::info("queue {}: the outcomes of its last attempt are written", id);
   write_tracking(u->envelope, u->tracking);
-  for (auto dsn_id : u->new_messages) schedule(dsn_id, clock_());
+  for (auto dsn_id : u->new_messages) schedule(dsn_id, clock_(), true);
   if (auto it = entries_.find(id); it != entries_.end()) it->second.unwritten.reset();
   co_return Ended{u->finished || u->held, u->next_attempt_ms};
 }
@@ -461,7 +465,7 @@ void Scheduler::submit(const std::shared_ptr<Recording>& rec, AttemptResult resu
 void Scheduler::written(Recording& rec, Batch& batch, const CommitResult& result) {
   if (result.status == SpoolStatus::kOk) {
     write_tracking(rec.env, batch.tracking);
-    for (auto dsn_id : batch.new_messages) schedule(dsn_id, clock_());
+    for (auto dsn_id : batch.new_messages) schedule(dsn_id, clock_(), true);
   } else {
     spdlog::error("queue {}: cannot record delivery outcomes: {}; kept, written again later",
                   rec.id, result.error);
@@ -627,7 +631,7 @@ net::awaitable<std::string> Scheduler::remove_owned(std::uint64_t id) {
         removed = true;
         if (u) {
           write_tracking(u->envelope, u->tracking);
-          for (auto dsn_id : u->new_messages) schedule(dsn_id, clock_());
+          for (auto dsn_id : u->new_messages) schedule(dsn_id, clock_(), true);
         }
         tracking_.write({"FAIL", id, env->message_id, env->sender, "", "", env->size,
                          "deleted by the administrator"});
@@ -680,7 +684,7 @@ net::awaitable<std::string> Scheduler::bounce_owned(std::uint64_t id) {
       } else {
         removed = true;
         write_tracking(*env, result.tracking);
-        for (auto dsn_id : result.new_messages) schedule(dsn_id, clock_());
+        for (auto dsn_id : result.new_messages) schedule(dsn_id, clock_(), true);
         reply = "ok: " + std::to_string(id) + " returned to " +
                 (env->sender.empty() ? "<> (no notice)" : env->sender);
       }
