@@ -5,6 +5,7 @@
 // connections hold a reference. Safe to use from every event loop.
 #pragma once
 
+#include <algorithm>
 #include <asio/any_io_executor.hpp>
 #include <asio/ip/address.hpp>
 #include <asio/ssl/context.hpp>
@@ -83,13 +84,19 @@ class ServerContext {
   bool shutting_down() const { return shutting_down_.load(); }
 
  private:
+  static std::size_t blocking_threads(const config::Config& config) {
+    return std::clamp<std::size_t>(config.delivery.max_local_deliveries, 2, 8);
+  }
   const config::Config& config_;
   queue::Spool& spool_;
   log::ProtocolLog& protocol_log_;
   log::TrackingLog& tracking_log_;
   Authenticator authenticator_;
   AuthThrottle throttle_;
-  asio::thread_pool blocking_{2};
+  // Maildir writes wait on fsync (the disk), not the CPU: as many threads as
+  // local deliveries may run, up to 8, so their syncs overlap and share the
+  // fsync of new/ (delivery/maildir.h).
+  asio::thread_pool blocking_{blocking_threads(config_)};
   asio::thread_pool auth_{2};
   asio::thread_pool spool_io_{2};
 
