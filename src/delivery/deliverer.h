@@ -26,10 +26,13 @@ class Deliverer {
   virtual ~Deliverer() = default;
   // Delivers to recipients (indices into envelope.recipients) and reports each
   // of them exactly once through report; returns once every group has ended.
-  // envelope and content stay valid until it returns.
+  // envelope and content stay valid until it returns. may_be_repeat: an
+  // earlier attempt may have delivered some of them already (a Maildir looks
+  // for its earlier copy); false only for the first attempt of a message this
+  // process accepted or created.
   virtual net::awaitable<void> deliver(const queue::Envelope& envelope, std::string_view content,
                                        const std::vector<std::size_t>& recipients,
-                                       GroupReport report) = 0;
+                                       bool may_be_repeat, GroupReport report) = 0;
 };
 
 }  // namespace tern::delivery

@@ -18,12 +18,14 @@ Dispatcher::Dispatcher(asio::any_io_executor executor, const config::Config& con
 net::awaitable<Outcome> Dispatcher::to_maildir(const config::Mailbox& mailbox,
                                                const queue::Envelope& envelope,
                                                std::string_view content,
-                                               const std::string& recipient, std::size_t index) {
+                                               const std::string& recipient, std::size_t index,
+                                               bool may_be_repeat) {
   // The task owns copies: it may outlive this coroutine if the server stops.
   MaildirMessage m{{}, envelope.sender, recipient, config_.hostname};
   m.id = envelope.id;  // the file name makes a repeated delivery find the first
   m.arrival_ms = envelope.arrival_ms;
   m.recipient_index = index;
+  m.may_be_repeat = may_be_repeat;
   auto task = [path = mailbox.maildir, copy = std::string(content),
                m = std::move(m)]() mutable -> net::awaitable<Outcome> {
     m.content = copy;
@@ -34,7 +36,7 @@ net::awaitable<Outcome> Dispatcher::to_maildir(const config::Mailbox& mailbox,
 
 net::awaitable<void> Dispatcher::deliver(const queue::Envelope& envelope, std::string_view content,
                                          const std::vector<std::size_t>& recipients,
-                                         GroupReport report) {
+                                         bool may_be_repeat, GroupReport report) {
   std::vector<std::pair<std::size_t, const config::Mailbox*>> maildir;  // null: no mailbox
   std::map<std::string, std::vector<std::size_t>> remote;               // domain → recipients
   std::map<std::string, std::pair<config::Endpoint, std::vector<std::size_t>>> lmtp;
@@ -68,7 +70,8 @@ net::awaitable<void> Dispatcher::deliver(const queue::Envelope& envelope, std::s
       // (GCC 12 miscompiles co_await inside a braced initializer: await first.)
       Outcome outcome;
       try {
-        outcome = co_await to_maildir(*mailbox, envelope, content, mailbox->address, i);
+        outcome =
+            co_await to_maildir(*mailbox, envelope, content, mailbox->address, i, may_be_repeat);
       } catch (const std::exception& e) {  // recorded with the others; the message is held
         outcome = internal_failure(e.what());
       }

@@ -33,13 +33,14 @@ class Dispatcher final : public Deliverer {
              asio::thread_pool& blocking, DestinationPool& pool);
 
   net::awaitable<void> deliver(const queue::Envelope& envelope, std::string_view content,
-                               const std::vector<std::size_t>& recipients,
+                               const std::vector<std::size_t>& recipients, bool may_be_repeat,
                                GroupReport report) override;
 
  private:
   net::awaitable<Outcome> to_maildir(const config::Mailbox& mailbox,
                                      const queue::Envelope& envelope, std::string_view content,
-                                     const std::string& recipient, std::size_t index);
+                                     const std::string& recipient, std::size_t index,
+                                     bool may_be_repeat);
   // Every domain at once, each reported as it ends (they are the last groups).
   net::awaitable<void> to_remote(const std::map<std::string, std::vector<std::size_t>>& groups,
                                  Transaction base, const GroupReport& report);

@@ -5,7 +5,8 @@
 // a symbolic link swapped in is never followed. tmp/<name> is written and
 // fsync'd, linked into new/ (rename where the file system has no hard links),
 // and new/ is fsync'd before success is reported; EEXIST from the link means
-// an earlier attempt stored it already.
+// an earlier attempt stored it already. Open folders are cached per maildir
+// (Handles) and one fsync of new/ covers every link made before it started.
 #include "delivery/maildir.h"
 
 #include <dirent.h>
@@ -18,10 +19,14 @@
 
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdio>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <system_error>
+#include <unordered_map>
 
 namespace tern::delivery {
 
@@ -222,8 +227,10 @@ bool write_all(int fd, std::string_view data) {
   return true;
 }
 
-// Whether cur/ holds name, bare or with its ":2,<flags>" info (a reader saw it).
-bool in_cur(const Folders& f, const std::string& name) {
+// Whether cur/ holds the message: an entry that starts with stable (the name
+// up to ",S=") followed by "," (fields a reader added, or the size) or ":" (its
+// info, a reader saw it).
+bool in_cur(const Folders& f, std::string_view stable) {
   int fd = ::openat(f.cur.get(), ".", kDirFlags);
   if (fd < 0) return false;
   DIR* dir = ::fdopendir(fd);
@@ -234,7 +241,8 @@ bool in_cur(const Folders& f, const std::string& name) {
   bool found = false;
   while (dirent* e = ::readdir(dir)) {
     std::string_view entry(e->d_name);
-    if (entry.starts_with(name) && (entry.size() == name.size() || entry[name.size()] == ':')) {
+    if (entry.starts_with(stable) && (entry.size() == stable.size() ||
+                                      entry[stable.size()] == ',' || entry[stable.size()] == ':')) {
       found = true;
       break;
     }
@@ -293,23 +301,149 @@ std::optional<Failure> move_into_new(const Folders& f, const std::filesystem::pa
   return fail;
 }
 
+// One maildir's open folders, kept between deliveries (a bounded cache), with
+// what they were when opened, so that a folder replaced since (removed,
+// renamed, a symbolic link put in its place) is noticed and opened afresh;
+// and the state that lets deliveries into it share one fsync of new/.
+struct Handles {
+  Folders f;
+  struct stat maildir_st {};  // each folder as opened (device, inode)
+  struct stat tmp_st {};
+  struct stat new_st {};
+  struct stat cur_st {};
+  // Sync generations of new/: a sync covers every link made before it started.
+  std::mutex sync_mutex;
+  std::condition_variable synced;
+  std::uint64_t started = 0;  // syncs started
+  std::uint64_t done = 0;     // the last one ended (they run one at a time)
+  std::uint64_t failed = 0;   // the last one that failed
+  int failed_error = 0;
+  bool syncing = false;
+};
+
+// Whether the folder entry name of dir (AT_FDCWD: a path) is still the folder
+// that was opened: a real folder, same device and inode.
+bool same_folder(int dir, const char* name, const struct stat& opened) {
+  struct stat st {};
+  return ::fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode) &&
+         st.st_dev == opened.st_dev && st.st_ino == opened.st_ino;
+}
+
+bool still_valid(const std::filesystem::path& maildir, const Handles& h) {
+  return same_folder(AT_FDCWD, maildir.c_str(), h.maildir_st) &&
+         same_folder(h.f.maildir.get(), "tmp", h.tmp_st) &&
+         same_folder(h.f.maildir.get(), "new", h.new_st) &&
+         same_folder(h.f.maildir.get(), "cur", h.cur_st);
+}
+
+std::optional<Failure> open_handles(const std::filesystem::path& maildir,
+                                    std::shared_ptr<Handles>& out) {
+  auto h = std::make_shared<Handles>();
+  if (auto fail = open_maildir(maildir, h->f)) return fail;
+  // (An fstat that fails leaves zeros: the next check fails and reopens.)
+  ::fstat(h->f.maildir.get(), &h->maildir_st);
+  ::fstat(h->f.tmp.get(), &h->tmp_st);
+  ::fstat(h->f.newdir.get(), &h->new_st);
+  ::fstat(h->f.cur.get(), &h->cur_st);
+  out = std::move(h);
+  return std::nullopt;
+}
+
+// The cache: maildir path → its handles, at most kMaxCached (then emptied).
+constexpr std::size_t kMaxCached = 256;
+std::mutex cache_mutex;
+std::unordered_map<std::string, std::shared_ptr<Handles>> cache;
+
+// The maildir's folders: the cached ones while they are still the folders at
+// that path, else opened (and made) afresh.
+std::optional<Failure> handles_of(const std::filesystem::path& maildir,
+                                  std::shared_ptr<Handles>& out) {
+  {
+    std::lock_guard lock(cache_mutex);
+    if (auto it = cache.find(maildir.native()); it != cache.end()) out = it->second;
+  }
+  if (out && still_valid(maildir, *out)) return std::nullopt;
+  out.reset();
+  if (auto fail = open_handles(maildir, out)) {
+    std::lock_guard lock(cache_mutex);
+    cache.erase(maildir.native());
+    return fail;
+  }
+  std::lock_guard lock(cache_mutex);
+  if (cache.size() >= kMaxCached) cache.clear();  // in use ones live on in their callers
+  cache[maildir.native()] = out;
+  return std::nullopt;
+}
+
+// Forgets the cached folders after a failure: the next delivery opens them
+// afresh (and names what is wrong, a symbolic link for instance).
+void forget(const std::filesystem::path& maildir, const std::shared_ptr<Handles>& h) {
+  std::lock_guard lock(cache_mutex);
+  if (auto it = cache.find(maildir.native()); it != cache.end() && it->second == h) cache.erase(it);
+}
+
+// fsync of new/ once every link this thread made there is covered: a sync
+// that started after the link. Deliveries into the same maildir at the same
+// time share one: at most one runs; a link made after it started waits for
+// the next, which one of the waiters runs.
+std::optional<Failure> sync_new(Handles& h, const std::filesystem::path& maildir) {
+  std::unique_lock lock(h.sync_mutex);
+  const std::uint64_t needed = h.started + 1;  // the first to start after the link
+  while (h.done < needed) {
+    if (h.syncing) {
+      h.synced.wait(lock);
+      continue;
+    }
+    h.syncing = true;
+    const std::uint64_t generation = ++h.started;
+    lock.unlock();
+    int rc = fsync_retrying(h.f.newdir.get());
+    int error = rc == 0 ? 0 : errno;
+    lock.lock();
+    h.syncing = false;
+    h.done = generation;
+    if (rc != 0) {
+      h.failed = generation;
+      h.failed_error = error;
+    }
+    h.synced.notify_all();
+  }
+  // A failed sync from `needed` on may not have covered the link (pessimistic:
+  // the repeat finds the file in new/ and syncs again).
+  if (h.failed >= needed) {
+    errno = h.failed_error;
+    return failure("fsync", maildir / "new");
+  }
+  return std::nullopt;
+}
+
 std::optional<Failure> store(const std::filesystem::path& maildir, const MaildirMessage& message,
                              const std::string& name, std::string_view data) {
-  Folders f;
-  if (auto fail = open_maildir(maildir, f)) return fail;
+  std::shared_ptr<Handles> h;
+  if (auto fail = handles_of(maildir, h)) return fail;
+  const Folders& f = h->f;
   std::filesystem::path stored = maildir / "new" / name;
   if (message.may_be_repeat && message.id != 0) {
+    // In new/: stored already; only the sync may be missing (the crash may
+    // have come before it). Neither writes nor links again: a reader could
+    // move it to cur/ meanwhile and the link would make a second copy.
     struct stat st {};
-    bool in_new = ::fstatat(f.newdir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
-    if (!in_new && in_cur(f, name)) return std::nullopt;  // a reader has seen it
+    if (::fstatat(f.newdir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      ::unlinkat(f.tmp.get(), name.c_str(), 0);  // left when the crash came before its unlink
+      return sync_new(*h, maildir);
+    }
+    // In cur/: a reader has seen it. (Looked at after new/: a move between
+    // the two looks is found here.)
+    if (in_cur(f, std::string_view(name).substr(0, name.rfind(",S=")))) return std::nullopt;
   }
-  if (auto fail = write_tmp(f, maildir / "tmp" / name, name, data)) return fail;
+  std::optional<Failure> fail = write_tmp(f, maildir / "tmp" / name, name, data);
   bool already = false;
-  if (auto fail = move_into_new(f, stored, name, already)) return fail;
+  if (!fail) fail = move_into_new(f, stored, name, already);
   // Also when new/ had it already: the crash may have come before this sync.
   // A failure leaves the file: the repeat finds it and syncs again.
-  if (fsync_retrying(f.newdir.get()) != 0) return failure("fsync", maildir / "new");
-  return std::nullopt;
+  if (!fail) fail = sync_new(*h, maildir);
+  if (fail) forget(maildir, h);
+  return fail;
 }
 
 }  // namespace

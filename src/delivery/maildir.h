@@ -7,11 +7,15 @@
 // Idempotent: the file name is derived from the message (InternalId, arrival
 // time, the recipient's index in the envelope, host name, size), so a repeat
 // after a crash finds the earlier copy (in new/, or in cur/ once a reader has
-// seen it) and reports success without writing a second one. The maildir and
-// its tmp/, new/, cur/ are opened without following symbolic links: a
-// symlinked one is refused with a temporary failure, never followed.
+// seen it, matched by the name up to ",S=" so that fields a reader adds do not
+// hide it) and reports success without writing or linking again. The maildir
+// and its tmp/, new/, cur/ are opened without following symbolic links: a
+// symlinked one is refused with a temporary failure, never followed. The open
+// folders are kept between deliveries (a bounded cache, checked against the
+// paths before each use and dropped after an error), and deliveries into one
+// maildir at the same time share the fsync of new/.
 //
-// Blocking: call it off the event loop.
+// Blocking, thread-safe: call it off the event loop, from several threads.
 #pragma once
 
 #include <cstddef>

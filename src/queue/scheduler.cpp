@@ -162,13 +162,14 @@ void Scheduler::take_incoming() {
     ids.swap(incoming_);
   }
   std::int64_t now = clock_();
-  for (auto id : ids) schedule(id, now);
+  for (auto id : ids) schedule(id, now, true);
 }
 
-void Scheduler::schedule(std::uint64_t id, std::int64_t due) {
+void Scheduler::schedule(std::uint64_t id, std::int64_t due, bool fresh) {
   auto [it, created] = entries_.try_emplace(id);
   auto& e = it->second;
   if (created) {
+    e.fresh = fresh;
     try {
       auto env = spool_.find(id);
       e.local = env && only_local(*env);
@@ -309,6 +310,9 @@ net::awaitable<Scheduler::Ended> Scheduler::attempt_once(std::uint64_t id) {
   }
   if (!unreadable.empty()) co_return co_await spool_unavailable(id, unreadable);
   entries_[id].unavailable = 0;
+  // Only the first attempt of a message new in this process is known to have
+  // delivered nothing yet; from here on every attempt may be a repeat.
+  const bool first = std::exchange(entries_[id].fresh, false);
   if (!env || !content || !env->held.empty()) co_return Ended{true, 0};  // deleted or held
   auto rec = std::make_shared<Recording>(id, std::move(*env), std::move(*content), executor_);
   bool expired = recorder_.expired(rec->env, clock_());
@@ -323,7 +327,7 @@ net::awaitable<Scheduler::Ended> Scheduler::attempt_once(std::uint64_t id) {
     };
     std::string failure;
     try {
-      co_await deliverer_.deliver(delivering, rec->content, pending, report);
+      co_await deliverer_.deliver(delivering, rec->content, pending, !first, report);
     } catch (const std::exception& e) {
       failure = e.what();
     } catch (...) {
@@ -389,7 +393,7 @@ net::awaitable<Scheduler::Ended> Scheduler::rewrite(std::uint64_t id,
   }
   spdlog::info("queue {}: the outcomes of its last attempt are written", id);
   write_tracking(u->envelope, u->tracking);
-  for (auto dsn_id : u->new_messages) schedule(dsn_id, clock_());
+  for (auto dsn_id : u->new_messages) schedule(dsn_id, clock_(), true);
   if (auto it = entries_.find(id); it != entries_.end()) it->second.unwritten.reset();
   co_return Ended{u->finished || u->held, u->next_attempt_ms};
 }
@@ -502,7 +506,7 @@ void Scheduler::submit(const std::shared_ptr<Recording>& rec, AttemptResult resu
 void Scheduler::written(Recording& rec, Batch& batch, const CommitResult& result) {
   if (result.status == SpoolStatus::kOk) {
     write_tracking(rec.env, batch.tracking);
-    for (auto dsn_id : batch.new_messages) schedule(dsn_id, clock_());
+    for (auto dsn_id : batch.new_messages) schedule(dsn_id, clock_(), true);
   } else {
     spdlog::error("queue {}: cannot record delivery outcomes: {}; kept, written again later",
                   rec.id, result.error);
@@ -677,7 +681,7 @@ net::awaitable<std::string> Scheduler::remove_owned(std::uint64_t id) {
         removed = true;
         if (u) {
           write_tracking(u->envelope, u->tracking);
-          for (auto dsn_id : u->new_messages) schedule(dsn_id, clock_());
+          for (auto dsn_id : u->new_messages) schedule(dsn_id, clock_(), true);
         }
         tracking_.write({"FAIL", id, env->message_id, env->sender, "", "", env->size,
                          "deleted by the administrator"});
@@ -739,7 +743,7 @@ net::awaitable<std::string> Scheduler::bounce_owned(std::uint64_t id) {
       } else {
         removed = true;
         write_tracking(*env, result.tracking);
-        for (auto dsn_id : result.new_messages) schedule(dsn_id, clock_());
+        for (auto dsn_id : result.new_messages) schedule(dsn_id, clock_(), true);
         reply = "ok: " + std::to_string(id) + " returned to " +
                 (env->sender.empty() ? "<> (no notice)" : env->sender);
       }

@@ -96,6 +96,9 @@ class Scheduler {
     bool running = false;        // an attempt or an administrator's action owns it
     bool local = false;          // every pending recipient is local: the local lane
     bool running_local = false;  // the lane of the running attempt
+    // Accepted or created by this process (enqueue, a notice made here, not
+    // load()) and no attempt started yet: nothing can have been delivered.
+    bool fresh = false;
     enum class After { kNothing, kRetry, kDelete, kBounce } after = After::kNothing;
     std::shared_ptr<Unwritten> unwritten;
     std::uint32_t unavailable = 0;  // attempts in a row that found the spool unreadable
@@ -114,7 +117,8 @@ class Scheduler {
     void cancel() { owner->look_again(); }
   };
 
-  void schedule(std::uint64_t id, std::int64_t due);
+  // fresh: the message is new in this process (Entry::fresh), when created.
+  void schedule(std::uint64_t id, std::int64_t due, bool fresh = false);
   void take_incoming();
   void look_again();  // look_now() soon, once for every call made before it runs
   void look_now();    // start_due(), then arm() for what is due later

@@ -5,6 +5,7 @@
 // connections hold a reference. Safe to use from every event loop.
 #pragma once
 
+#include <algorithm>
 #include <asio/any_io_executor.hpp>
 #include <asio/ip/address.hpp>
 #include <asio/ssl/context.hpp>
@@ -83,13 +84,21 @@ class ServerContext {
   bool shutting_down() const { return shutting_down_.load(); }
 
  private:
+  static std::size_t blocking_threads(const config::Config& config) {
+    return std::clamp<std::size_t>(config.delivery.max_local_deliveries, 2, 4);
+  }
   const config::Config& config_;
   queue::Spool& spool_;
   log::ProtocolLog& protocol_log_;
   log::TrackingLog& tracking_log_;
   Authenticator authenticator_;
   AuthThrottle throttle_;
-  asio::thread_pool blocking_{2};
+  // Maildir writes wait on fsync (the disk): as many threads as local
+  // deliveries may run, 2 to 4, so their syncs overlap and share the fsync of
+  // new/ (delivery/maildir.h). Measured (bench local, 10 sessions): 4 threads
+  // delivered 2.7x Postfix against 2.3x with 2; with 8 the Maildir threads
+  // used as much CPU or more and accepting slowed to the delivery rate.
+  asio::thread_pool blocking_{blocking_threads(config_)};
   asio::thread_pool auth_{2};
   asio::thread_pool spool_io_{2};
 

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <set>
@@ -221,6 +222,68 @@ TEST_F(MaildirTest, CopyMovedToCurIsNotWrittenAgain) {
   first.may_be_repeat = false;
   ASSERT_TRUE(deliver_to_maildir(maildir, first).delivered());
   EXPECT_EQ(files(maildir / "new").size(), 1u);
+}
+
+// A reader that renames the file with its own fields (Dovecot's ",W=<size>")
+// still has it matched by the name up to ",S=".
+TEST_F(MaildirTest, CopyInCurWithAReadersOwnFieldsIsFound) {
+  fs::path maildir = root_ / "kate";
+  ASSERT_TRUE(deliver_to_maildir(maildir, identified()).delivered());
+  fs::path stored = files(maildir / "new").at(0);
+  std::string name = stored.filename().string();
+  std::string renamed = name.substr(0, name.find(",S=")) + ",W=999,S=1:2,S";
+  fs::rename(stored, maildir / "cur" / renamed);
+  ASSERT_TRUE(deliver_to_maildir(maildir, identified()).delivered());
+  EXPECT_TRUE(files(maildir / "new").empty());
+  EXPECT_EQ(files(maildir / "cur").size(), 1u);
+}
+
+// A repeat that finds its copy in new/ neither writes nor links again (a
+// reader could move new/<name> to cur/ in between and a link would make a
+// second copy): tmp/ sees no file of that name.
+TEST_F(MaildirTest, CopyInNewIsNeitherWrittenNorLinkedAgain) {
+  fs::path maildir = root_ / "kate";
+  ASSERT_TRUE(deliver_to_maildir(maildir, identified()).delivered());
+  fs::path stored = files(maildir / "new").at(0);
+  // A folder in the way of tmp/<name>: a write there would fail (it can be
+  // neither created nor removed as a file); the repeat does not try one.
+  fs::create_directory(maildir / "tmp" / stored.filename());
+  Outcome again = deliver_to_maildir(maildir, identified());
+  ASSERT_TRUE(again.delivered()) << again.reply.summary();
+  EXPECT_EQ(files(maildir / "new").size(), 1u);
+}
+
+// The folders kept open from an earlier delivery are not used once new/ has
+// been replaced by a symbolic link: refused, nothing lands where it points.
+TEST_F(MaildirTest, AFolderReplacedByASymlinkAfterADeliveryIsRefused) {
+  fs::path maildir = root_ / "kate";
+  fs::path elsewhere = root_ / "elsewhere";
+  fs::create_directories(elsewhere);
+  ASSERT_TRUE(deliver_to_maildir(maildir, identified()).delivered());
+  fs::rename(maildir / "new", root_ / "old-new");
+  fs::create_directory_symlink(elsewhere, maildir / "new");
+  Outcome o = deliver_to_maildir(maildir, identified(1));
+  EXPECT_EQ(o.reply.code, 451);
+  EXPECT_NE(o.reply.lines.at(0).find("is a symbolic link"), std::string::npos)
+      << o.reply.lines.at(0);
+  EXPECT_TRUE(files(elsewhere).empty());
+  EXPECT_EQ(files(root_ / "old-new").size(), 1u);
+}
+
+// Deliveries into one maildir from several threads at once (they share the
+// fsync of new/): each is stored once.
+TEST_F(MaildirTest, ConcurrentDeliveriesIntoOneMaildirAreEachStored) {
+  fs::path maildir = root_ / "kate";
+  std::vector<std::thread> threads;
+  std::atomic<int> delivered{0};
+  for (std::size_t t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      for (std::size_t i = 0; i < 5; ++i)
+        if (deliver_to_maildir(maildir, identified(t * 5 + i)).delivered()) ++delivered;
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(delivered.load(), 40);
+  EXPECT_EQ(files(maildir / "new").size(), 40u);
 }
 
 TEST_F(MaildirTest, StaleTmpFileIsReplaced) {

@@ -110,9 +110,10 @@ class FakeDeliverer final : public delivery::Deliverer {
   explicit FakeDeliverer(asio::io_context& io) : gate_(io, asio::steady_timer::time_point::max()) {}
 
   net::awaitable<void> deliver(const Envelope& envelope, std::string_view content,
-                               const std::vector<std::size_t>& recipients,
+                               const std::vector<std::size_t>& recipients, bool may_be_repeat,
                                delivery::GroupReport report) override {
     ++calls;
+    repeats.push_back(may_be_repeat);
     seen.push_back({envelope, std::string(content)});
     std::vector<std::pair<std::string, std::vector<std::size_t>>> groups;
     std::vector<std::size_t> local;
@@ -160,6 +161,7 @@ class FakeDeliverer final : public delivery::Deliverer {
   std::set<std::string> slow;
   std::map<std::string, int> delivered;
   std::vector<std::pair<Envelope, std::string>> seen;
+  std::vector<bool> repeats;  // may_be_repeat of each call
   int calls = 0;
   int waiting = 0;
   bool throw_after_first_group = false;
@@ -272,6 +274,24 @@ TEST_F(SchedulerTest, DeliversAQueuedMessageAndRemovesIt) {
   start();
   EXPECT_EQ(deliverer.delivered["kate@example.test"], 1);
   EXPECT_FALSE(spool.find(id));
+}
+
+// Only the first attempt of a message this process accepted may skip looking
+// for an earlier copy: a message loaded at start, or a second attempt, may be
+// a repeat of a delivery a crash interrupted.
+TEST_F(SchedulerTest, OnlyTheFirstAttemptOfANewMessageIsNotARepeat) {
+  deliverer.script = [](const std::string&) { return deferred(); };
+  auto loaded = queue({"kate@example.test"});
+  start();
+  ASSERT_EQ(deliverer.repeats, std::vector<bool>{true});  // loaded at start
+  auto fresh = queue({"kate@example.test"});
+  ASSERT_EQ(deliverer.repeats, (std::vector<bool>{true, false}));  // accepted here
+  EXPECT_EQ(deliverer.seen.back().first.id, fresh);
+  advance(1 * kMinute);
+  ASSERT_EQ(deliverer.calls, 4);
+  EXPECT_TRUE(deliverer.repeats[2]);  // second attempts
+  EXPECT_TRUE(deliverer.repeats[3]);
+  EXPECT_NE(loaded, fresh);
 }
 
 TEST_F(SchedulerTest, RetriesAfter4xxAtTheConfiguredWaits) {
