@@ -2,9 +2,11 @@
 // throughout, so every step that can fail is seen and named in the outcome.
 // The maildir and its sub-folders are opened with O_NOFOLLOW|O_DIRECTORY and
 // every later step (create, link, fsync) is relative to those descriptors, so
-// a symbolic link swapped in is never followed. tmp/<name> is written and
-// fsync'd, linked into new/ (rename where the file system has no hard links),
-// and new/ is fsync'd before success is reported; EEXIST from the link means
+// a symbolic link swapped in is never followed. The file is written as an
+// unnamed inode of new/ (O_TMPFILE) and fsync'd, then linked into new/ under
+// its name — or, where the file system has no O_TMPFILE, written as tmp/<name>
+// and linked (renamed) into new/ — and new/ is fsync'd before success is
+// reported; EEXIST from the link means
 // an earlier attempt stored it already. Open folders are cached per maildir
 // (Handles) and one fsync of new/ covers every link made before it started.
 #include "delivery/maildir.h"
@@ -301,6 +303,34 @@ std::optional<Failure> move_into_new(const Folders& f, const std::filesystem::pa
   return fail;
 }
 
+// The file written as an unnamed inode of new/'s file system (O_TMPFILE),
+// synced, then given its name in new/ without ever replacing a file: what
+// maildir(5)'s tmp/ is for (no reader ever sees a partial file, a crash leaves
+// nothing behind), for two folder entry changes less per delivery. False when
+// the file system has no O_TMPFILE: the caller goes through tmp/.
+bool write_unnamed(const Folders& f, const std::filesystem::path& to, const std::string& name,
+                   std::string_view data, std::optional<Failure>& fail) {
+  Fd fd(::openat(f.newdir.get(), ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600));
+  if (!fd.ok()) {
+    if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL || errno == ENOENT) return false;
+    fail = failure("create in", to.parent_path());
+    return true;
+  }
+  if (!write_all(fd.get(), data)) {
+    fail = failure("write", to);
+  } else if (fsync_retrying(fd.get()) != 0) {
+    fail = failure("fsync", to);
+  } else {
+    // linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; the /proc path does not.
+    std::string self = "/proc/self/fd/" + std::to_string(fd.get());
+    if (::linkat(AT_FDCWD, self.c_str(), f.newdir.get(), name.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+      if (errno == ENOENT) return false;                     // no /proc (a chroot): through tmp/
+      if (errno != EEXIST) fail = failure("link into", to);  // EEXIST: a repeat, stored already
+    }
+  }
+  return true;
+}
+
 // One maildir's open folders, kept between deliveries (a bounded cache), with
 // what they were when opened, so that a folder replaced since (removed,
 // renamed, a symbolic link put in its place) is noticed and opened afresh;
@@ -435,10 +465,14 @@ std::optional<Failure> store(const std::filesystem::path& maildir, const Maildir
     // In cur/: a reader has seen it. (Looked at after new/: a move between
     // the two looks is found here.)
     if (in_cur(f, std::string_view(name).substr(0, name.rfind(",S=")))) return std::nullopt;
+    ::unlinkat(f.tmp.get(), name.c_str(), 0);  // half written by the attempt that crashed
   }
-  std::optional<Failure> fail = write_tmp(f, maildir / "tmp" / name, name, data);
   bool already = false;
-  if (!fail) fail = move_into_new(f, stored, name, already);
+  std::optional<Failure> fail;
+  if (!write_unnamed(f, stored, name, data, fail)) {  // no O_TMPFILE here: through tmp/
+    fail = write_tmp(f, maildir / "tmp" / name, name, data);
+    if (!fail) fail = move_into_new(f, stored, name, already);
+  }
   // Also when new/ had it already: the crash may have come before this sync.
   // A failure leaves the file: the repeat finds it and syncs again.
   if (!fail) fail = sync_new(*h, maildir);

@@ -1,8 +1,8 @@
 // Local delivery into a Maildir (the maildir(5) convention, as Dovecot and
-// Postfix's local(8) use it): write into tmp/, fsync the file, link it into
-// new/, fsync new/. Creates cur/, new/ and tmp/ when missing. The stored file
-// has LF line ends and starts with Return-Path: and Delivered-To: (RFC 5321
-// §4.4 asks the final delivery to add Return-Path).
+// Postfix's local(8) use it): write the file where no reader sees it (an
+// unnamed O_TMPFILE inode, or tmp/), fsync it, link it into new/, fsync new/. Creates cur/, new/
+// and tmp/ when missing. The stored file has LF line ends and starts with Return-Path: and
+// Delivered-To: (RFC 5321 §4.4 asks the final delivery to add Return-Path).
 //
 // Idempotent: the file name is derived from the message (InternalId, arrival
 // time, the recipient's index in the envelope, host name, size), so a repeat
