@@ -30,6 +30,8 @@
 #include <system_error>
 #include <unordered_map>
 
+#include "util/fd.h"
+
 namespace tern::delivery {
 
 namespace {
@@ -65,25 +67,7 @@ int fsync_retrying(int fd) {
   return rc;
 }
 
-// A descriptor closed when it goes out of scope.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  Fd& operator=(Fd&& o) noexcept {
-    std::swap(fd_, o.fd_);
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-  bool ok() const { return fd_ >= 0; }
-
- private:
-  int fd_;
-};
+using util::Fd;
 
 // fsync(2) of a folder by path, so that entries made in it survive a crash.
 std::optional<Failure> sync_dir(const std::filesystem::path& dir) {

@@ -14,6 +14,8 @@
 #include <system_error>
 #include <utility>
 
+#include "util/fd.h"
+
 namespace tern::server {
 
 namespace fs = std::filesystem;
@@ -46,25 +48,7 @@ std::string group_name(gid_t gid) {
   return std::to_string(gid);
 }
 
-// A descriptor closed when it goes out of scope.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  Fd& operator=(Fd&& o) noexcept {
-    std::swap(fd_, o.fd_);
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-  bool ok() const { return fd_ >= 0; }
-
- private:
-  int fd_;
-};
+using util::Fd;
 
 // A folder opened for fchmod/fchown, never through a symbolic link.
 constexpr int kFolderFlags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
