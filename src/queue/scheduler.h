@@ -15,8 +15,8 @@
 //
 // Runs on the delivery event loop. enqueue() may be called from any thread
 // (ids are batched: one post takes all that came meanwhile); the administrator's
-// actions (retry, delete, bounce) come through the control socket on the same
-// loop. An attempt and an administrator's action never run on the same message
+// actions (retry, delete, bounce: scheduler_admin.cpp) come through the control
+// socket on the same loop. An attempt and an administrator's action never run on the same message
 // at once: each owns the entry before its first suspension. Work that is due
 // now is started by a coalesced post, never through the timer; the timer waits
 // only for the earliest future due time of a lane with room and is re-armed

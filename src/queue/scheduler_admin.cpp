@@ -1,0 +1,212 @@
+// The administrator's actions on the queue (tern queue retry, delete, bounce
+// through the control socket), on the delivery loop beside the attempts: an
+// action owns its message from before its first suspension until it ends, so
+// no attempt starts on it meanwhile, and one on a message being delivered is
+// carried out by that attempt's last write (Scheduler::conclude).
+#include "queue/scheduler.h"
+
+#include <spdlog/spdlog.h>
+
+#include "queue/spool_async.h"
+#include "util/text.h"
+
+namespace tern::queue {
+
+namespace {
+std::string unavailable_reply(const std::string& what) {
+  return "error: the spool cannot be read now (" + util::printable(what) + "); try again later";
+}
+}  // namespace
+
+void Scheduler::claim(std::uint64_t id) {
+  admin_.insert(id);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return;
+  if (!it->second.running) due_of(it->second).erase({it->second.due, id});
+  it->second.running = true;
+}
+
+void Scheduler::release(std::uint64_t id, bool removed) {
+  admin_.erase(id);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return;
+  if (removed) {
+    entries_.erase(it);
+    return;
+  }
+  it->second.running = false;
+  due_of(it->second).insert({it->second.due, id});
+  timer_.cancel();
+}
+
+std::string Scheduler::busy(std::uint64_t id) const {
+  return "error: " + std::to_string(id) +
+         " is being changed by another queue command; try again when it has ended";
+}
+
+net::awaitable<std::string> Scheduler::retry(std::optional<std::uint64_t> id) {
+  std::int64_t now = clock_();
+  if (id && admin_.count(*id)) co_return busy(*id);
+  if (id && !entries_.count(*id)) {  // not scheduled: perhaps held, then released
+    std::optional<Envelope> env;
+    std::string unreadable;
+    try {
+      env = spool_.find(*id);
+    } catch (const SpoolUnavailable& e) {
+      unreadable = e.what();
+    } catch (const std::exception& e) {
+      co_return "error: " + std::to_string(*id) + " cannot be read (" + e.what() +
+          "); it stays held: tern queue delete removes it";
+    }
+    if (!unreadable.empty()) co_return unavailable_reply(unreadable);
+    if (!env || env->held.empty())
+      co_return "error: no message with InternalId " + std::to_string(*id) + " in the queue";
+    env->held.clear();
+    env->next_attempt_ms = now;
+    SpoolChange change;
+    change.update.push_back(*env);
+    claim(*id);
+    auto written = co_await apply_async(spool_, std::move(change));
+    release(*id, false);
+    if (written.status != SpoolStatus::kOk) co_return "error: " + written.error;
+    schedule(*id, now);
+    co_return "ok: " + std::to_string(*id) + " released from hold; it will be tried now";
+  }
+  if (!id) {
+    std::vector<std::uint64_t> ids;
+    for (auto& [i, e] : entries_)
+      if (!e.running) ids.push_back(i);
+    for (auto i : ids) schedule(i, now);
+    co_return "ok: " + std::to_string(ids.size()) + " message(s) will be tried now";
+  }
+  auto it = entries_.find(*id);
+  if (it == entries_.end())
+    co_return "error: no message with InternalId " + std::to_string(*id) + " in the queue";
+  if (it->second.running) {
+    it->second.after = Entry::After::kRetry;
+    co_return "ok: " + std::to_string(*id) +
+        " is being delivered now; it will be tried again at once if needed";
+  }
+  schedule(*id, now);
+  co_return "ok: " + std::to_string(*id) + " will be tried now";
+}
+
+net::awaitable<std::string> Scheduler::remove(std::uint64_t id) {
+  if (admin_.count(id)) co_return busy(id);
+  auto it = entries_.find(id);
+  if (it != entries_.end() && it->second.running) {
+    it->second.after = Entry::After::kDelete;
+    co_return "ok: " + std::to_string(id) + " will be deleted when its current attempt ends";
+  }
+  claim(id);  // before the first suspension: no attempt starts on it now
+  co_return co_await remove_owned(id);
+}
+
+net::awaitable<std::string> Scheduler::remove_owned(std::uint64_t id) {
+  bool removed = false;
+  std::string reply;
+  try {
+    std::shared_ptr<Unwritten> u;
+    if (auto it = entries_.find(id); it != entries_.end()) u = it->second.unwritten;
+    std::optional<Envelope> env;
+    std::string unreadable;
+    try {
+      env = spool_.find(id);
+    } catch (const SpoolUnavailable& e) {
+      unreadable = e.what();
+    } catch (const std::exception&) {  // unreadable: still the administrator's to remove
+      env = Envelope{};
+      env->id = id;
+    }
+    if (!env && u) env = u->envelope;
+    if (!unreadable.empty()) {
+      reply = unavailable_reply(unreadable);
+    } else if (!env) {
+      reply = "error: no message with InternalId " + std::to_string(id) + " in the queue";
+    } else {
+      SpoolChange change;
+      change.remove.push_back(id);
+      if (u) change.add = u->add;  // notices owed for outcomes already known
+      auto r = co_await apply_async(spool_, std::move(change));
+      if (r.status != SpoolStatus::kOk) {
+        reply = "error: " + r.error;
+      } else {
+        removed = true;
+        if (u) {
+          write_tracking(u->envelope, u->tracking);
+          for (auto dsn_id : u->new_messages) schedule(dsn_id, clock_(), true);
+        }
+        tracking_.write({"FAIL", id, env->message_id, env->sender, "", "", env->size,
+                         "deleted by the administrator"});
+        reply = "ok: " + std::to_string(id) + " deleted (no notice sent)";
+      }
+    }
+  } catch (...) {
+    release(id, removed);
+    throw;
+  }
+  release(id, removed);
+  co_return reply;
+}
+
+net::awaitable<std::string> Scheduler::bounce(std::uint64_t id) {
+  if (admin_.count(id)) co_return busy(id);
+  auto it = entries_.find(id);
+  if (it != entries_.end() && it->second.running) {
+    it->second.after = Entry::After::kBounce;
+    co_return "ok: " + std::to_string(id) +
+        " will be returned to its sender when its current attempt ends";
+  }
+  claim(id);  // before the first suspension: no attempt starts on it now
+  co_return co_await bounce_owned(id);
+}
+
+net::awaitable<std::string> Scheduler::bounce_owned(std::uint64_t id) {
+  bool removed = false;
+  std::string reply;
+  try {
+    std::shared_ptr<Unwritten> u;
+    if (auto it = entries_.find(id); it != entries_.end()) u = it->second.unwritten;
+    // The newest state: outcomes not yet written count (never returned after delivery).
+    std::optional<Envelope> env;
+    std::optional<std::string> content;
+    std::string unreadable;
+    try {
+      env = u ? std::optional<Envelope>(u->envelope) : spool_.find(id);
+      content = spool_.content(id);
+    } catch (const SpoolUnavailable& e) {
+      unreadable = e.what();
+    }
+    if (!unreadable.empty()) {
+      reply = unavailable_reply(unreadable);
+    } else if (!env || !content) {
+      reply = "error: no message with InternalId " + std::to_string(id) + " in the queue";
+    } else {
+      auto result = recorder_.fail_pending(
+          *env, *content, smtp::Reply(550, "5.0.0", "Bounced by the administrator"), clock_());
+      if (u) {
+        result.change.add.insert(result.change.add.begin(), u->add.begin(), u->add.end());
+        result.tracking.insert(result.tracking.begin(), u->tracking.begin(), u->tracking.end());
+        result.new_messages.insert(result.new_messages.end(), u->new_messages.begin(),
+                                   u->new_messages.end());
+      }
+      auto r = co_await apply_async(spool_, result.change);
+      if (r.status != SpoolStatus::kOk) {
+        reply = "error: " + r.error;
+      } else {
+        removed = true;
+        write_tracking(*env, result.tracking);
+        for (auto dsn_id : result.new_messages) schedule(dsn_id, clock_(), true);
+        reply = "ok: " + std::to_string(id) + " returned to " +
+                (env->sender.empty() ? "<> (no notice)" : env->sender);
+      }
+    }
+  } catch (...) {
+    release(id, removed);
+    throw;
+  }
+  release(id, removed);
+  co_return reply;
+}
+
+}  // namespace tern::queue
