@@ -539,8 +539,7 @@ void Scheduler::finish_attempt(std::uint64_t id, const Ended& ended) {
       // fails, the message is due when the attempt said).
       it->second.due = ended.next_ms;
       claim(id);
-      auto action = after == Entry::After::kDelete ? remove_owned(id) : bounce_owned(id);
-      asio::co_spawn(executor_, std::move(action), [id](std::exception_ptr e, std::string reply) {
+      asio::co_spawn(executor_, owned(id, after), [id](std::exception_ptr e, std::string reply) {
         if (e) reply = "failed";
         spdlog::info("queue {}: administrator's action after the attempt: {}", id, reply);
       });

@@ -149,8 +149,14 @@ class Scheduler {
   // suspension to their end (claim … release), so no attempt starts meanwhile.
   void claim(std::uint64_t id);
   void release(std::uint64_t id, bool removed);
-  net::awaitable<std::string> remove_owned(std::uint64_t id);
-  net::awaitable<std::string> bounce_owned(std::uint64_t id);
+  // delete or bounce: done now on a message it owns (act), or by the running
+  // attempt's last write.
+  net::awaitable<std::string> act(std::uint64_t id, Entry::After what);
+  // The action on a message claimed already; released when it ends.
+  net::awaitable<std::string> owned(std::uint64_t id, Entry::After what);
+  // What act does while it owns the message; removed: the message is gone.
+  net::awaitable<std::string> remove_owned(std::uint64_t id, bool& removed);
+  net::awaitable<std::string> bounce_owned(std::uint64_t id, bool& removed);
   std::string busy(std::uint64_t id) const;
   // At shutdown: outcomes whose write failed go to the spool once more.
   void hand_back(std::uint64_t id, const Unwritten& unwritten);

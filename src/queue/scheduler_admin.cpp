@@ -92,121 +92,105 @@ net::awaitable<std::string> Scheduler::retry(std::optional<std::uint64_t> id) {
 }
 
 net::awaitable<std::string> Scheduler::remove(std::uint64_t id) {
-  if (admin_.count(id)) co_return busy(id);
-  auto it = entries_.find(id);
-  if (it != entries_.end() && it->second.running) {
-    it->second.after = Entry::After::kDelete;
-    co_return "ok: " + std::to_string(id) + " will be deleted when its current attempt ends";
-  }
-  claim(id);  // before the first suspension: no attempt starts on it now
-  co_return co_await remove_owned(id);
-}
-
-net::awaitable<std::string> Scheduler::remove_owned(std::uint64_t id) {
-  bool removed = false;
-  std::string reply;
-  try {
-    std::shared_ptr<Unwritten> u;
-    if (auto it = entries_.find(id); it != entries_.end()) u = it->second.unwritten;
-    std::optional<Envelope> env;
-    std::string unreadable;
-    try {
-      env = spool_.find(id);
-    } catch (const SpoolUnavailable& e) {
-      unreadable = e.what();
-    } catch (const std::exception&) {  // unreadable: still the administrator's to remove
-      env = Envelope{};
-      env->id = id;
-    }
-    if (!env && u) env = u->envelope;
-    if (!unreadable.empty()) {
-      reply = unavailable_reply(unreadable);
-    } else if (!env) {
-      reply = "error: no message with InternalId " + std::to_string(id) + " in the queue";
-    } else {
-      SpoolChange change;
-      change.remove.push_back(id);
-      if (u) change.add = u->add;  // notices owed for outcomes already known
-      auto r = co_await apply_async(spool_, std::move(change));
-      if (r.status != SpoolStatus::kOk) {
-        reply = "error: " + r.error;
-      } else {
-        removed = true;
-        if (u) {
-          write_tracking(u->envelope, u->tracking);
-          for (auto dsn_id : u->new_messages) schedule(dsn_id, clock_(), true);
-        }
-        tracking_.write({"FAIL", id, env->message_id, env->sender, "", "", env->size,
-                         "deleted by the administrator"});
-        reply = "ok: " + std::to_string(id) + " deleted (no notice sent)";
-      }
-    }
-  } catch (...) {
-    release(id, removed);
-    throw;
-  }
-  release(id, removed);
-  co_return reply;
+  co_return co_await act(id, Entry::After::kDelete);
 }
 
 net::awaitable<std::string> Scheduler::bounce(std::uint64_t id) {
+  co_return co_await act(id, Entry::After::kBounce);
+}
+
+net::awaitable<std::string> Scheduler::act(std::uint64_t id, Entry::After what) {
+  const bool remove = what == Entry::After::kDelete;
   if (admin_.count(id)) co_return busy(id);
   auto it = entries_.find(id);
   if (it != entries_.end() && it->second.running) {
-    it->second.after = Entry::After::kBounce;
+    it->second.after = what;
     co_return "ok: " + std::to_string(id) +
-        " will be returned to its sender when its current attempt ends";
+        (remove ? " will be deleted when its current attempt ends"
+                : " will be returned to its sender when its current attempt ends");
   }
   claim(id);  // before the first suspension: no attempt starts on it now
-  co_return co_await bounce_owned(id);
+  co_return co_await owned(id, what);
 }
 
-net::awaitable<std::string> Scheduler::bounce_owned(std::uint64_t id) {
+net::awaitable<std::string> Scheduler::owned(std::uint64_t id, Entry::After what) {
   bool removed = false;
   std::string reply;
   try {
-    std::shared_ptr<Unwritten> u;
-    if (auto it = entries_.find(id); it != entries_.end()) u = it->second.unwritten;
-    // The newest state: outcomes not yet written count (never returned after delivery).
-    std::optional<Envelope> env;
-    std::optional<std::string> content;
-    std::string unreadable;
-    try {
-      env = u ? std::optional<Envelope>(u->envelope) : spool_.find(id);
-      content = spool_.content(id);
-    } catch (const SpoolUnavailable& e) {
-      unreadable = e.what();
-    }
-    if (!unreadable.empty()) {
-      reply = unavailable_reply(unreadable);
-    } else if (!env || !content) {
-      reply = "error: no message with InternalId " + std::to_string(id) + " in the queue";
-    } else {
-      auto result = recorder_.fail_pending(
-          *env, *content, smtp::Reply(550, "5.0.0", "Bounced by the administrator"), clock_());
-      if (u) {
-        result.change.add.insert(result.change.add.begin(), u->add.begin(), u->add.end());
-        result.tracking.insert(result.tracking.begin(), u->tracking.begin(), u->tracking.end());
-        result.new_messages.insert(result.new_messages.end(), u->new_messages.begin(),
-                                   u->new_messages.end());
-      }
-      auto r = co_await apply_async(spool_, result.change);
-      if (r.status != SpoolStatus::kOk) {
-        reply = "error: " + r.error;
-      } else {
-        removed = true;
-        write_tracking(*env, result.tracking);
-        for (auto dsn_id : result.new_messages) schedule(dsn_id, clock_(), true);
-        reply = "ok: " + std::to_string(id) + " returned to " +
-                (env->sender.empty() ? "<> (no notice)" : env->sender);
-      }
-    }
+    if (what == Entry::After::kDelete)
+      reply = co_await remove_owned(id, removed);
+    else
+      reply = co_await bounce_owned(id, removed);
   } catch (...) {
     release(id, removed);
     throw;
   }
   release(id, removed);
   co_return reply;
+}
+
+net::awaitable<std::string> Scheduler::remove_owned(std::uint64_t id, bool& removed) {
+  std::shared_ptr<Unwritten> u;
+  if (auto it = entries_.find(id); it != entries_.end()) u = it->second.unwritten;
+  std::optional<Envelope> env;
+  std::string unreadable;
+  try {
+    env = spool_.find(id);
+  } catch (const SpoolUnavailable& e) {
+    unreadable = e.what();
+  } catch (const std::exception&) {  // unreadable: still the administrator's to remove
+    env = Envelope{};
+    env->id = id;
+  }
+  if (!env && u) env = u->envelope;
+  if (!unreadable.empty()) co_return unavailable_reply(unreadable);
+  if (!env) co_return "error: no message with InternalId " + std::to_string(id) + " in the queue";
+  SpoolChange change;
+  change.remove.push_back(id);
+  if (u) change.add = u->add;  // notices owed for outcomes already known
+  auto r = co_await apply_async(spool_, std::move(change));
+  if (r.status != SpoolStatus::kOk) co_return "error: " + r.error;
+  removed = true;
+  if (u) {
+    write_tracking(u->envelope, u->tracking);
+    for (auto dsn_id : u->new_messages) schedule(dsn_id, clock_(), true);
+  }
+  tracking_.write({"FAIL", id, env->message_id, env->sender, "", "", env->size,
+                   "deleted by the administrator"});
+  co_return "ok: " + std::to_string(id) + " deleted (no notice sent)";
+}
+
+net::awaitable<std::string> Scheduler::bounce_owned(std::uint64_t id, bool& removed) {
+  std::shared_ptr<Unwritten> u;
+  if (auto it = entries_.find(id); it != entries_.end()) u = it->second.unwritten;
+  // The newest state: outcomes not yet written count (never returned after delivery).
+  std::optional<Envelope> env;
+  std::optional<std::string> content;
+  std::string unreadable;
+  try {
+    env = u ? std::optional<Envelope>(u->envelope) : spool_.find(id);
+    content = spool_.content(id);
+  } catch (const SpoolUnavailable& e) {
+    unreadable = e.what();
+  }
+  if (!unreadable.empty()) co_return unavailable_reply(unreadable);
+  if (!env || !content)
+    co_return "error: no message with InternalId " + std::to_string(id) + " in the queue";
+  auto result = recorder_.fail_pending(
+      *env, *content, smtp::Reply(550, "5.0.0", "Bounced by the administrator"), clock_());
+  if (u) {
+    result.change.add.insert(result.change.add.begin(), u->add.begin(), u->add.end());
+    result.tracking.insert(result.tracking.begin(), u->tracking.begin(), u->tracking.end());
+    result.new_messages.insert(result.new_messages.end(), u->new_messages.begin(),
+                               u->new_messages.end());
+  }
+  auto r = co_await apply_async(spool_, result.change);
+  if (r.status != SpoolStatus::kOk) co_return "error: " + r.error;
+  removed = true;
+  write_tracking(*env, result.tracking);
+  for (auto dsn_id : result.new_messages) schedule(dsn_id, clock_(), true);
+  co_return "ok: " + std::to_string(id) + " returned to " +
+      (env->sender.empty() ? "<> (no notice)" : env->sender);
 }
 
 }  // namespace tern::queue
