@@ -77,6 +77,10 @@ class Scheduler {
   void wake() { timer_.cancel(); }
 
  private:
+  // The local lane's messages: every recipient still to do is one of ours.
+  static bool only_local(const Envelope& e);
+  static std::string held_reason(std::uint64_t id, const std::string& what);
+
   // Outcomes known but not yet in the spool (a write failed): written again
   // with backoff before the message is delivered again.
   struct Unwritten {
@@ -138,6 +142,7 @@ class Scheduler {
   void submit(const std::shared_ptr<Recording>& rec, AttemptResult result, bool final);
   void written(Recording& rec, Batch& batch, const CommitResult& result);
   net::awaitable<void> all_written(Recording& rec);
+  std::shared_ptr<Unwritten> unwritten_of(Recording& rec);
   // Throws SpoolUnavailable when the spool cannot be read now.
   net::awaitable<bool> hold(std::uint64_t id, std::string reason);
   // The spool cannot be read now: the message is tried again later, with
