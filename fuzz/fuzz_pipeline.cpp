@@ -472,6 +472,17 @@ bool Delivery::attempt(const Record& first) {
         trace("attempt %llu: <%s> %s", (unsigned long long)id,
               util::printable(env.recipients[o.index].address).c_str(),
               util::printable(o.outcome.reply.summary()).c_str());
+      // As the scheduler records groups that end early (Maildir, LMTP, a
+      // domain): the first half written on its own with the whole envelope.
+      if ((first.op & 8) && outcomes.size() > 1) {
+        std::vector<delivery::RecipientOutcome> early(outcomes.begin(),
+                                                      outcomes.begin() + outcomes.size() / 2);
+        outcomes.erase(outcomes.begin(), outcomes.begin() + outcomes.size() / 2);
+        auto group = recorder.record_group(env, content, early, now);
+        for (const auto& m : group.change.add) check_dsn(m, before);
+        group.change.update.push_back(env);
+        spool.apply(std::move(group.change), [](queue::CommitResult) {});
+      }
       result = recorder.record(env, content, outcomes, now);
     }
   } catch (const std::exception& e) {
