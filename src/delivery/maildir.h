@@ -13,7 +13,7 @@
 // symlinked one is refused with a temporary failure, never followed. The open
 // folders are kept between deliveries (a bounded cache, checked against the
 // paths before each use and dropped after an error), and deliveries into one
-// maildir at the same time share the fsync of new/.
+// maildir at the same time share the fsync of new/ (maildir_folders.h).
 //
 // Blocking, thread-safe: call it off the event loop, from several threads.
 #pragma once
