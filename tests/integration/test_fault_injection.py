@@ -41,10 +41,15 @@ def start_under_fiu(server):
     ldd = subprocess.run(["ldd", ternlib.TERN], capture_output=True, text=True, timeout=30).stdout
     asan = re.search(r"libasan\.so\S* => (\S+)", ldd)
     first = asan.group(1) if asan else ""
+    binary = ternlib.TERN
+    if as_user:  # the build folder may be out of the user's reach (a clone in mktemp -d, 0700)
+        binary = str(server.folder / "tern")
+        shutil.copy(ternlib.TERN, binary)
+        os.chmod(binary, 0o755)
     wrapper = server.folder / "tern-under-fiu"
     wrapper.write_text("#!/bin/sh\n"
                        f"exec {as_user}fiu-run -x -f {ctrl} /bin/sh -c "
-                       f"'LD_PRELOAD=\"{first} $LD_PRELOAD\" exec \"$0\" \"$@\"' {ternlib.TERN} \"$@\"\n")
+                       f"'LD_PRELOAD=\"{first} $LD_PRELOAD\" exec \"$0\" \"$@\"' {binary} \"$@\"\n")
     wrapper.chmod(0o755)
     saved = ternlib.TERN
     ternlib.TERN = str(wrapper)
