@@ -78,6 +78,12 @@ const Route* Config::find_route(std::string_view domain) const {
   return wildcard;
 }
 
+const DkimKey* Config::find_dkim(std::string_view domain) const {
+  for (const auto& k : dkim)
+    if (util::iequals(k.domain, domain)) return &k;
+  return nullptr;
+}
+
 bool Config::accepts_domain(std::string_view domain) const {
   for (const auto& d : accepted_domains)
     if (util::iequals(d, domain)) return true;

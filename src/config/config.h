@@ -62,6 +62,26 @@ struct Spool {
   std::string postgres;                          // connection string, backend = "postgres"
 };
 
+// A node of a cluster sharing one PostgreSQL-held queue (SPEC §6).
+struct Cluster {
+  std::string node;                 // this node's name in leases; empty: hostname
+  std::uint64_t lease_ms = 60'000;  // how long a node holds a message it delivers
+};
+
+// [[dkim]]: mail from domain, submitted by an authenticated client or a relay
+// network, is signed with this key (RFC 6376; RSA or Ed25519, RFC 8463).
+struct DkimKey {
+  std::string domain;  // lower case
+  std::string selector;
+  std::filesystem::path private_key;  // PEM
+};
+
+// [sender_auth]: SPF, DKIM and DMARC checks on mail from unauthenticated clients.
+struct SenderAuth {
+  bool verify = true;
+  bool dmarc_reject = true;  // 550 5.7.509 for DMARC failures of p=reject domains
+};
+
 struct Queue {
   std::vector<std::uint64_t> retry_ms{60'000, 300'000, 900'000, 1'800'000, 3'600'000};
   std::uint64_t delay_notice_ms = 4ull * 3600 * 1000;
@@ -119,6 +139,9 @@ struct Config {
   std::vector<Route> routes;
   Dns dns;
   Log log;
+  Cluster cluster;
+  std::vector<DkimKey> dkim;
+  SenderAuth sender_auth;
   unsigned threads = 0;  // event loops; 0 = one per core
   // The account tern serve runs as once it has bound its listeners, when it
   // is started as root (SPEC §2, DESIGN principle 7).
@@ -127,6 +150,8 @@ struct Config {
   const Mailbox* find_mailbox(std::string_view address) const;
   bool accepts_domain(std::string_view domain) const;
   const Route* find_route(std::string_view domain) const;
+  // The [[dkim]] key for a sender domain (exact match, lower case), or null.
+  const DkimKey* find_dkim(std::string_view domain) const;
 };
 
 class ConfigError : public std::runtime_error {

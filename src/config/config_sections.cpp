@@ -191,6 +191,43 @@ void read_dns(TableReader& dr, const fs::path& /*base*/, Config& c) {
   }
 }
 
+// [cluster]
+void read_cluster(TableReader& cr, const fs::path& /*base*/, Config& c) {
+  if (auto v = cr.string("node")) {
+    if (v->empty() || v->size() > 64 || v->find_first_of(" \t\r\n") != std::string::npos)
+      cr.fail("node", "not a node name (1 to 64 characters, no spaces)");
+    c.cluster.node = *v;
+  }
+  if (auto v = cr.duration_ms("lease")) {
+    if (*v < 2000) cr.fail("lease", "must be at least 2s");
+    c.cluster.lease_ms = *v;
+  }
+}
+
+// [[dkim]] (one table of the array)
+void read_dkim(TableReader& kr, const fs::path& base, Config& c) {
+  DkimKey k;
+  auto domain = kr.string("domain");
+  if (!domain || !smtp::valid_domain(*domain, true))
+    kr.fail("domain", "every [[dkim]] needs the domain it signs for");
+  k.domain = util::to_lower(*domain);
+  auto selector = kr.string("selector");
+  if (!selector || !smtp::valid_domain(*selector, false))
+    kr.fail("selector", "every [[dkim]] needs a selector such as \"s1\"");
+  k.selector = util::to_lower(*selector);
+  auto key = kr.string("private_key");
+  if (!key || key->empty()) kr.fail("private_key", "every [[dkim]] needs a private_key file");
+  k.private_key = resolve(base, *key);
+  if (c.find_dkim(k.domain)) kr.fail("domain", k.domain + " is listed twice");
+  c.dkim.push_back(std::move(k));
+}
+
+// [sender_auth]
+void read_sender_auth(TableReader& ar, const fs::path& /*base*/, Config& c) {
+  if (auto v = ar.boolean("verify")) c.sender_auth.verify = *v;
+  if (auto v = ar.boolean("dmarc_reject")) c.sender_auth.dmarc_reject = *v;
+}
+
 // [log]
 void read_log(TableReader& lr, const fs::path& base, Config& c) {
   if (auto v = lr.string("directory")) c.log.directory = resolve(base, *v);
@@ -228,8 +265,15 @@ Config parse_table(const toml::table& root, const fs::path& file) {
   each_table(r, "route", file_name, [&](TableReader& t, std::size_t) { read_route(t, base, c); });
   sub_table(r, "dns", file_name, [&](TableReader& t) { read_dns(t, base, c); });
   sub_table(r, "log", file_name, [&](TableReader& t) { read_log(t, base, c); });
+  sub_table(r, "cluster", file_name, [&](TableReader& t) { read_cluster(t, base, c); });
+  each_table(r, "dkim", file_name, [&](TableReader& t, std::size_t) { read_dkim(t, base, c); });
+  sub_table(r, "sender_auth", file_name, [&](TableReader& t) { read_sender_auth(t, base, c); });
   r.finish();
 
+  if (c.cluster.node.empty()) c.cluster.node = c.hostname;
+  if (c.spool.backend == "postgres" && c.spool.postgres.empty())
+    throw ConfigError(file_name, 1, "spool",
+                      "backend = \"postgres\" needs postgres = \"<libpq connection string>\"");
   if (c.listeners.empty())
     throw ConfigError(file_name, 1, "listener", "at least one [[listener]] is needed");
   return c;

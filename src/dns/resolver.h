@@ -79,7 +79,17 @@ struct DnsResult {
   }
 };
 
+// One TXT record: its character-strings concatenated without separator
+// (RFC 7208 §3.3, RFC 6376 §3.6.2.2).
+struct TxtRecord {
+  std::string text;
+  std::uint32_t ttl = 0;
+
+  bool operator==(const TxtRecord&) const = default;
+};
+
 using MxResult = DnsResult<MxRecord>;
+using TxtResult = DnsResult<TxtRecord>;
 using AddressResult = DnsResult<AddressRecord>;
 
 // A resolver lives on one event loop; its coroutines must be awaited there.
@@ -93,6 +103,10 @@ class Resolver {
   // The A and AAAA records of host (CNAMEs followed): IPv4 first, then IPv6.
   // Succeeds if either family has records; kNoData only if both have none.
   virtual net::awaitable<AddressResult> addresses(std::string host) = 0;
+  // The TXT records of name (SPF, DKIM keys, DMARC policies).
+  virtual net::awaitable<TxtResult> txt(std::string name) {
+    co_return TxtResult::failure(DnsError::kTemporary, "TXT " + name + ": not supported");
+  }
 };
 
 }  // namespace tern::dns

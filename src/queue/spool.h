@@ -10,6 +10,7 @@
 // a PostgreSQL backend shares one queue between nodes (SPEC §6).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -55,6 +56,19 @@ struct SpoolChange {
 };
 
 using CommitCallback = std::function<void(CommitResult)>;
+
+// A message a shared spool leased to this node (see Spool::claim).
+struct Claim {
+  std::uint64_t id = 0;
+  bool local = false;  // every pending recipient is local (the scheduler's local lane)
+  // "", "delete" or "bounce": an administrator asked for it while another
+  // node held the lease; the node that claims the message next does it.
+  std::string action;
+};
+using ClaimCallback = std::function<void(std::vector<Claim>)>;
+
+// What Spool::take found.
+enum class TakeResult { kTaken, kLeased, kMissing };
 
 // Thrown by list(), find() and content() while the spool cannot be read at
 // all (its database was closed after a write error and is not open again):
@@ -105,6 +119,40 @@ class Spool {
   }
   // Waits for pending commits; further commits fail. Called at shutdown.
   virtual void close() = 0;
+
+  // --- A spool shared by several nodes (PostgreSQL, SPEC §6) ---------------
+  // Each message is leased to the one node delivering it. A node's spool
+  // keeps its leases alive until release(); a node that dies stops renewing
+  // them and another node claims the messages once the lease runs out. Updates
+  // and removals of a message are written only while this node holds its
+  // lease (a write that finds it taken is logged as a possible duplicate and
+  // skipped). A spool of one node (RocksDB, memory) has no leases: shared()
+  // is false and the scheduler indexes the whole queue itself.
+  virtual bool shared() const { return false; }
+  // Leases to this node up to `local` messages of the local lane and `remote`
+  // others that are due (next attempt passed, not held, no live lease, or an
+  // administrator's action waiting); done runs on a spool thread. find() and
+  // content() of a leased message do not ask the database again.
+  virtual void claim(std::size_t /*local*/, std::size_t /*remote*/, ClaimCallback done) {
+    done({});
+  }
+  // This node is done with id for now; writes applied before are written first.
+  virtual void release(std::uint64_t /*id*/) {}
+  // An administrator's action on id, from any node (blocking): kTaken: id is
+  // now leased to this process, which acts and then calls release(); kLeased:
+  // another node holds it, and `action` ("delete", "bounce") is recorded for
+  // the node that claims it next.
+  virtual TakeResult take(std::uint64_t /*id*/, const std::string& /*action*/) {
+    return TakeResult::kTaken;
+  }
+  // wake runs (on a spool thread) when any node queued mail or made a message
+  // due: time to claim.
+  virtual void on_queued(std::function<void()> /*wake*/) {}
+  // Until this time every lease this node holds is certainly still its own:
+  // delivery sends no final dot of a transaction after it.
+  virtual std::chrono::steady_clock::time_point leases_until() const {
+    return std::chrono::steady_clock::time_point::max();
+  }
 };
 
 enum class OpenMode { kServe, kReadOnly, kAdmin };

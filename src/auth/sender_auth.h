@@ -1,0 +1,39 @@
+// The sender checks of mail from unauthenticated clients (SPEC §2
+// [sender_auth]): SPF (RFC 7208) of the MAIL FROM (or HELO) domain, DMARC
+// (RFC 7489) over the SPF and DKIM results, and the Authentication-Results
+// header field (RFC 8601) that carries them. DNS goes through the resolver
+// given (c-ares on the caller's event loop, behind a shared TTL cache); a DNS
+// failure gives temperror, never a rejection.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "auth/dkim_result.h"
+#include "config/config.h"
+#include "dns/resolver.h"
+#include "net/awaitable.h"
+
+namespace tern::auth {
+
+struct SenderAuthInput {
+  std::string client_ip;    // textual, IPv4 or IPv6
+  std::string helo;         // the EHLO/HELO argument
+  std::string mail_from;    // the reverse-path without <>; empty for the null sender
+  std::string from_domain;  // the RFC 5322 From domain; empty: none or several
+  std::vector<DkimResult> dkim;
+};
+
+struct SenderAuthVerdict {
+  // One complete header field, CRLF-terminated:
+  // "Authentication-Results: <hostname>; spf=pass smtp.mailfrom=…; dkim=…; dmarc=…\r\n"
+  std::string header;
+  enum class Action { kAccept, kQuarantine, kReject } action = Action::kAccept;
+  std::string reason;  // for the logs: why quarantine or reject
+};
+
+net::awaitable<SenderAuthVerdict> check_sender(const SenderAuthInput& input,
+                                               const config::Config& config,
+                                               dns::Resolver& resolver);
+
+}  // namespace tern::auth
