@@ -22,6 +22,13 @@
 // only for the earliest future due time of a lane with room and is re-armed
 // only when that time moves earlier (each re-arm is a timerfd_settime(2),
 // costly on a busy loop).
+//
+// On a shared spool (PostgreSQL, SPEC §6) the queue is the cluster's: the
+// scheduler indexes only the messages its node has leased. It claims due
+// messages (Spool::claim) as far as its lanes have room, when told that mail
+// was queued (enqueue, the spool's notification, a notice it made) and every
+// few seconds, since notifications can be lost; it releases each message when
+// its attempt ends, so the next attempt may run on any node.
 #pragma once
 
 #include <asio/any_io_executor.hpp>
@@ -126,6 +133,14 @@ class Scheduler {
   void take_incoming();
   void look_again();  // look_now() soon, once for every call made before it runs
   void look_now();    // start_due(), then arm() for what is due later
+  // Shared spool: there may be due messages to claim; claim_more() asks the
+  // spool for as many as the lanes have room for, one claim at a time.
+  void signal_due();
+  void claim_more();
+  void claimed(std::vector<Claim> got, std::size_t local, std::size_t remote);
+  void poll();
+  // The entry leaves this node's index (shared spool: its lease is released).
+  void forget(std::uint64_t id);
   void arm(std::int64_t now);
   void start_due();
   std::optional<std::pair<std::uint64_t, bool>> next_due(std::int64_t now);  // (id, local lane)
@@ -188,6 +203,12 @@ class Scheduler {
   std::size_t running_local_ = 0;
   bool stopped_ = false;
   std::function<void()> on_idle_;
+  // Shared spool
+  const bool shared_;
+  bool claiming_ = false;  // a claim is on its way
+  bool more_due_local_ = false;  // there may be due messages to claim, by lane
+  bool more_due_remote_ = false;
+  asio::steady_timer poll_timer_;
 };
 
 }  // namespace tern::queue
