@@ -117,8 +117,7 @@ net::awaitable<std::vector<Result>> Connection::pipeline(std::vector<Query> quer
       formats.push_back(p.binary ? 1 : 0);
     }
     if (!PQsendQueryParams(conn_, q.sql.c_str(), static_cast<int>(values.size()), nullptr,
-                           values.data(), lengths.data(), formats.data(),
-                           q.binary_results ? 1 : 0))
+                           values.data(), lengths.data(), formats.data(), q.binary_results ? 1 : 0))
       lost("");
   }
   if (!PQpipelineSync(conn_)) lost("");
@@ -133,8 +132,8 @@ net::awaitable<std::vector<Result>> Connection::pipeline(std::vector<Query> quer
     if (PQstatus(conn_) != CONNECTION_OK) {
       Result first(r);
       std::string state = first.sqlstate();
-      bool admin_shutdown = results.empty() && (state == "57P01" || state == "57P02" ||
-                                                state == "57P03");
+      bool admin_shutdown =
+          results.empty() && (state == "57P01" || state == "57P02" || state == "57P03");
       lost(r ? first.error() : "", admin_shutdown);
     }
     if (!r) continue;  // the end of one statement's results
@@ -144,7 +143,8 @@ net::awaitable<std::vector<Result>> Connection::pipeline(std::vector<Query> quer
     }
     results.emplace_back(r);
   }
-  if (PQtransactionStatus(conn_) == PQTRANS_INERROR || PQtransactionStatus(conn_) == PQTRANS_INTRANS) {
+  if (PQtransactionStatus(conn_) == PQTRANS_INERROR ||
+      PQtransactionStatus(conn_) == PQTRANS_INTRANS) {
     std::vector<Query> rollback{{"ROLLBACK", {}, false}};
     co_await pipeline(std::move(rollback));
   }

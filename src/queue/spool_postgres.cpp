@@ -251,8 +251,9 @@ void PgSpool::close() {
 
 std::unique_ptr<Spool> open_postgres_spool(const config::Config& config, OpenMode mode) {
   if (config.spool.postgres.empty())
-    throw std::runtime_error("[spool] backend = \"postgres\" needs [spool] postgres (a libpq "
-                             "connection string)");
+    throw std::runtime_error(
+        "[spool] backend = \"postgres\" needs [spool] postgres (a libpq "
+        "connection string)");
   return std::make_unique<postgres_spool::PgSpool>(config, mode);
 }
 

@@ -285,10 +285,10 @@ net::awaitable<std::optional<std::string>> PgSpool::write_transaction(
   for (auto id : releases) {
     auto epoch = epoch_of(id);
     if (epoch)
-      q.push_back({sql::kRelease,
-                   {pg::number(static_cast<std::int64_t>(id)), pg::text(owner_),
-                    pg::number(*epoch)},
-                   false});
+      q.push_back(
+          {sql::kRelease,
+           {pg::number(static_cast<std::int64_t>(id)), pg::text(owner_), pg::number(*epoch)},
+           false});
   }
   if (due) q.push_back({sql::kNotify, {}, false});
   q.push_back({"COMMIT", {}, false});
@@ -340,10 +340,9 @@ void PgSpool::add_statements(std::vector<pg::Query>& q, const SpoolChange& chang
                   held_param(e), pg::number(m.parts)},
                  false});
     q.push_back({sql::kInsertChunks, {id, pg::number(0), pg::bytes(m.prefix)}, false});
-    q.push_back(
-        {sql::kInsertChunks,
-         {id, pg::number(static_cast<std::int64_t>(m.parts) + 1), pg::bytes(m.content)},
-         false});
+    q.push_back({sql::kInsertChunks,
+                 {id, pg::number(static_cast<std::int64_t>(m.parts) + 1), pg::bytes(m.content)},
+                 false});
     if (m.parts > 0) q.push_back({sql::kPartsPresent, {id, pg::number(m.parts)}, false});
     std::vector<pg::Param> params{id};
     delivery_params(e, params);

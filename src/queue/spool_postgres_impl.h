@@ -81,9 +81,10 @@ class PgSpool final : public Spool {
   void signal();
   net::awaitable<void> commit_loop();
   net::awaitable<void> ensure_connected(bool forced);
-  net::awaitable<void> write_changes(std::vector<Job*>& changes, std::vector<std::uint64_t>& releases);
-  net::awaitable<std::optional<std::string>> write_transaction(std::vector<Job*>& changes,
-                                                               const std::vector<std::uint64_t>& releases);
+  net::awaitable<void> write_changes(std::vector<Job*>& changes,
+                                     std::vector<std::uint64_t>& releases);
+  net::awaitable<std::optional<std::string>> write_transaction(
+      std::vector<Job*>& changes, const std::vector<std::uint64_t>& releases);
   net::awaitable<void> run_claim(Job& job);
   net::awaitable<void> renew();
   net::awaitable<void> release_all();
