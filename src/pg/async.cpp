@@ -90,6 +90,7 @@ net::awaitable<void> Connection::connect() {
            std::to_string(timeout_.count()) + " ms");
     st = PQconnectPoll(conn_);
   }
+  quiet_notices(conn_);
   if (PQsetnonblocking(conn_, 1) != 0 || PQenterPipelineMode(conn_) != 1)
     lost("cannot use the connection to " + describe(conninfo_) + ": " + error_line(conn_));
 }

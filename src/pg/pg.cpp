@@ -2,7 +2,7 @@
 // results, and messages about a connection that never show its password.
 #include "pg/pg.h"
 
-#include <endian.h>
+#include <spdlog/spdlog.h>
 
 #include <cstring>
 
@@ -141,6 +141,12 @@ std::string describe(const std::string& conninfo) {
 std::string error_line(PGconn* conn) {
   if (!conn) return "out of memory";
   return one_line(PQerrorMessage(conn));
+}
+
+void quiet_notices(PGconn* conn) {
+  PQsetNoticeProcessor(
+      conn, [](void*, const char* message) { spdlog::debug("postgres: {}", one_line(message)); },
+      nullptr);
 }
 
 }  // namespace tern::pg

@@ -5,6 +5,8 @@ chunks and comes out byte-identical, and a database that is unreachable,
 too new, or stopped in the middle of a session is refused cleanly: a one-line
 error and a non-zero exit at start, a 4xx (nothing acknowledged) during a
 session, mail accepted again once it is back."""
+import os
+import pathlib
 import re
 import smtplib
 import subprocess
@@ -150,3 +152,14 @@ def test_database_stopped_in_a_session_gives_4xx_then_mail_is_accepted_again(pg,
         tern.queue("show", str(m["id"])).stdout.split("Subject: ")[1].split()[0] for m in tern.queue_json())
     assert subjects == ["after", "before"]
     assert tern.stop() == 0
+
+
+def test_the_shared_calls_against_a_real_database(pg):
+    """claim, release, take, leases and LISTEN (tests/unit/spool_postgres_test.cpp),
+    run by the unit test binary built next to tern, on this database."""
+    unit = pathlib.Path(TERN).parent / "unit_tests"
+    assert unit.exists(), f"{unit} is not built (cmake --build build --target unit_tests)"
+    out = subprocess.run([str(unit), "--gtest_filter=PostgresSpool.*"], capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "TERN_TEST_POSTGRES": pg.conninfo})
+    assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
+    assert "[  PASSED  ] 4 tests." in out.stdout and "SKIPPED" not in out.stdout, out.stdout
