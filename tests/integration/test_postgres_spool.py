@@ -13,7 +13,7 @@ import subprocess
 import time
 
 from delivery_env import maildir_files, wait_for_maildir, wait_until
-from pgcluster import pg  # noqa: F401 (the fixture)
+from pgcluster import multi_host_conninfo, pg  # noqa: F401 (pg: the fixture)
 from ternlib import QUEUED, TERN, Client, TernServer, base_config, free_port
 
 
@@ -163,3 +163,27 @@ def test_the_shared_calls_against_a_real_database(pg):
                          timeout=300, env={**os.environ, "TERN_TEST_POSTGRES": pg.conninfo})
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
     assert "[  PASSED  ] 4 tests." in out.stdout and "SKIPPED" not in out.stdout, out.stdout
+
+
+def test_the_spool_follows_a_promoted_standby(pg, tmp_path):
+    """A multi-host connection string: after the primary dies (kill -9) and its
+    synchronous standby is promoted, what got a 250 is there, and mail is
+    accepted again (the committer reconnects; libpq finds the new primary)."""
+    standby = pg.standby()
+    tern = start_tern(tmp_path, multi_host_conninfo(pg, standby))
+    send(tern.port, b"Subject: before\r\n\r\nx\r\n")
+    pg.kill9()
+    standby.promote()
+    deadline = time.monotonic() + 60
+    while True:  # 4xx until the spool has found the new primary, never a 5xx
+        try:
+            send(tern.port, b"Subject: after\r\n\r\ny\r\n")
+            break
+        except smtplib.SMTPDataError as e:
+            assert 400 <= e.smtp_code < 500, e
+            assert time.monotonic() < deadline, "no 250 within 60 s of the promotion"
+    subjects = [tern.queue("show", str(m["id"])).stdout.split("Subject: ")[1].split()[0]
+                for m in tern.queue_json()]
+    assert "before" in subjects and "after" in subjects, subjects
+    assert standby.sql("SELECT count(*) FROM messages") == str(len(subjects))
+    assert tern.stop() == 0
