@@ -50,6 +50,10 @@ PgSpool::PgSpool(const config::Config& config, OpenMode mode)
       if (r.affected() > 0)
         spdlog::info("spool: released {} lease(s) an earlier tern on node {} held", r.affected(),
                      owner_);
+      auto orphans = reads_.run({sql::kDropOrphanChunks, {}, false});
+      if (orphans.affected() > 0)
+        spdlog::info("spool: dropped {} chunk(s) of messages that were never committed",
+                     orphans.affected());
     }
     if (mode != OpenMode::kReadOnly) ids_.add(reserve_block_blocking());
   } catch (const pg::ConnectionLost& e) {

@@ -200,6 +200,7 @@ net::awaitable<void> PgSpool::commit_loop() {
       want_ids = std::exchange(want_ids_, false);
     }
     bool renew_now = std::exchange(renew_due_, false);
+    if (!unknown_adds_.empty() && writer_->connected()) co_await forget_unknown_adds();
     if (jobs.empty() && !want_ids && !renew_now) {
       if (closing) break;
       // Reconnects in the background after a loss, with backoff.
@@ -305,6 +306,8 @@ net::awaitable<std::optional<std::string>> PgSpool::write_transaction(
       again = attempt == 0;
     } catch (const pg::ConnectionLost& e) {
       lost = e.what();  // the outcome is unknown: the client gets a 4xx
+      for (auto* job : changes)
+        for (const auto& m : job->change.add) unknown_adds_.push_back(m.envelope.id);
     }
     if (!again) break;
     co_await ensure_connected(true);
@@ -489,6 +492,35 @@ net::awaitable<void> PgSpool::renew_timer() {
     renew_due_ = true;
     signal_->cancel();
   }
+}
+
+net::awaitable<void> PgSpool::forget_unknown_adds() {
+  std::vector<pg::Query> q{{"BEGIN", {}, false}};
+  for (auto id : unknown_adds_)
+    q.push_back({sql::kRemoveMessage,
+                 {pg::number(static_cast<std::int64_t>(id)), pg::null(), pg::text(owner_)},
+                 false});
+  q.push_back({"COMMIT", {}, false});
+  std::vector<pg::Result> results;
+  try {
+    results = co_await writer_->pipeline(std::move(q));
+  } catch (const pg::ConnectionLost&) {
+    co_return;  // tried again once connected
+  }
+  if (results.empty() || !results.back().ok()) {
+    spdlog::warn("spool: removing messages whose commit failed: {}",
+                 results.empty() ? "no result" : results.back().error());
+    co_return;
+  }
+  std::int64_t removed = 0;
+  for (std::size_t i = 1; i + 1 < results.size(); ++i)
+    if (results[i].rows() == 1) removed += results[i].integer(0, 0);
+  if (removed > 0)
+    spdlog::warn(
+        "spool: removed {} message(s) whose commit failed with the connection "
+        "(their clients got a 4xx)",
+        removed);
+  unknown_adds_.clear();
 }
 
 net::awaitable<void> PgSpool::release_all() {

@@ -88,6 +88,7 @@ class PgSpool final : public Spool {
   net::awaitable<void> run_claim(Job& job);
   net::awaitable<void> renew();
   net::awaitable<void> release_all();
+  net::awaitable<void> forget_unknown_adds();
   net::awaitable<void> listen_loop();
   net::awaitable<void> renew_timer();
   void add_statements(std::vector<pg::Query>& q, const SpoolChange& change, bool& due);
@@ -120,6 +121,10 @@ class PgSpool final : public Spool {
   std::thread thread_;
   std::promise<void> drained_;
   bool renew_due_ = false;  // committer thread only
+  // New messages whose commit has an unknown outcome (the connection died
+  // after COMMIT was sent): their clients got a 4xx, so they are removed once
+  // the database is back, as the RocksDB spool removes its failed adds.
+  std::vector<std::uint64_t> unknown_adds_;  // committer thread only
   bool ever_connected_ = false;
   std::chrono::steady_clock::time_point retry_at_{};
   std::chrono::milliseconds backoff_{250};

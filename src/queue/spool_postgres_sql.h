@@ -39,6 +39,7 @@ inline constexpr const char* kSchemaV1[] = {
          message_id bigint NOT NULL,
          seq bigint NOT NULL,
          data bytea NOT NULL,
+         created timestamptz NOT NULL DEFAULT now(),
          PRIMARY KEY (message_id, seq)))",
     R"(CREATE TABLE deliveries (
          message_id bigint NOT NULL,
@@ -133,6 +134,12 @@ inline constexpr const char* kRemoveMessage =
 inline constexpr const char* kDiscard =
     "DELETE FROM chunks WHERE message_id = $1 AND NOT EXISTS (SELECT 1 FROM messages WHERE id = "
     "$1)";
+
+// Parts of messages never committed, old enough that no node still streams
+// them (a node died in the middle of a message).
+inline constexpr const char* kDropOrphanChunks =
+    "DELETE FROM chunks c WHERE created < now() - interval '1 day' "
+    "AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = c.message_id)";
 
 // $1 id, $2 owner, $3 epoch.
 inline constexpr const char* kRelease =
