@@ -11,6 +11,7 @@ import re
 import threading
 
 from delivery_env import wait_until
+from pgcluster import multi_host_conninfo, pg  # noqa: F401 (the fixture)
 from ternlib import QUEUED, Client, TernServer, send_until_stopped
 
 SUBJECT = re.compile(rb"^Subject: (\S+)$", re.M)
@@ -93,7 +94,8 @@ def test_any_node_delivers_what_another_accepted_and_both_show_one_queue(pg, tmp
         wait_until(lambda: a.queue_json() == [], timeout=30, what="an empty queue")
         assert b.queue_json() == []
         assert maildir_tags(maildir) == {t: 1 for t in sent}
-        # b delivered them (its tracking log), a delivered nothing
+        # b delivered them (its tracking log, complete once it stopped), a delivered nothing
+        assert b.stop() == 0 and a.stop() == 0
         assert b.log_text("message-tracking").count("DELIVER") >= len(sent)
         assert "DELIVER" not in a.log_text("message-tracking")
     finally:
@@ -145,8 +147,7 @@ def test_kill_9_of_a_node_loses_nothing_and_delivers_nothing_twice(pg, tmp_path)
 
 def test_the_primary_dies_and_a_promoted_synchronous_standby_has_every_acknowledged_message(pg, tmp_path):
     standby = pg.standby()  # pg_basebackup -R, synchronous_standby_names on the primary
-    conninfo = (f"host=127.0.0.1,127.0.0.1 port={pg.port},{standby.port} dbname={pg.dbname} "
-                f"user={pg.user} target_session_attrs=read-write connect_timeout=2")
+    conninfo = multi_host_conninfo(pg, standby)
     maildir = tmp_path / "a" / "mail" / "kate"
     a = TernServer(tmp_path / "a", node_config("mx-a", conninfo, maildir, delivery=False)).start()
     acked = {}
