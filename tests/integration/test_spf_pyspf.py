@@ -256,3 +256,17 @@ def test_a_dns_server_that_never_answers_gives_temperror_in_bounded_time():
         out = dmarc(address, "127.0.11.9", "u@pass.test", "pass.test")
         assert "spf=temperror" in out and "dmarc=temperror" in out
         assert "action: accept" in out
+
+
+def test_a_txt_record_of_100_kb_is_an_error_not_a_crash():
+    """dnsmasq cannot fit it in one DNS message: the answer is cut or broken,
+    and tern says temperror (or permerror) at once, with its memory bounded."""
+    big = "v=spf1 " + ",".join(["ip4:127.0.0.1 " * 18] * 400)  # ~100 KB in 400 strings
+    assert len(big) > 100_000
+    with TxtDnsServer(txt=[("big.test", big)]) as server:
+        run = tern_spf("127.0.10.9", "u@big.test", "--helo", "h.test",
+                       "--dns-server", server.address)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.splitlines()[0] in ("temperror", "permerror"), run.stdout
+        out = dmarc(server.address, "127.0.10.9", "u@big.test", "big.test")
+        assert "action: accept" in out
