@@ -26,7 +26,9 @@ int main(int argc, char** argv) {
   dns::DnsCache cache;
   config::Config config;
   config.hostname = "mx.tern.test";
-  auth::SenderAuthInput input{"192.0.2.25", "mx1.example.com", "alice@example.com",
+  auth::SenderAuthInput input{"192.0.2.25",
+                              "mx1.example.com",
+                              "alice@example.com",
                               "news.example.com",
                               {{"pass", "example.com", "s1", "abcdefgh", ""}}};
   asio::io_context io;

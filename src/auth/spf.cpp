@@ -156,10 +156,13 @@ Mechanism parse_mechanism(std::string_view term) {
       if (!parsed) throw bad();
       length = *parsed;
     }
-    auto cidr = util::Cidr::parse(address + "/" + std::to_string(length));
-    if (!cidr) throw bad();
-    if (v6 && !cidr->network.v6) cidr->network.v6 = true;  // "::ffff:a.b.c.d" stays IPv6 here
-    m.network = *cidr;
+    // Built from the bytes, not util::Cidr::parse, which reads an IPv4-mapped
+    // address as IPv4: in ip6 it is an IPv6 network (that no client address,
+    // mapped ones being compared as IPv4, falls into).
+    m.network.network.v6 = v6;
+    std::copy(buffer, buffer + (v6 ? 16 : 4), m.network.network.bytes.begin());
+    m.network.prefix = length;
+    m.network.text = network;
     return m;
   }
   bool takes_cidr = name == "a" || name == "mx";

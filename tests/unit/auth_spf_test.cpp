@@ -87,6 +87,12 @@ TEST(Spf, ResultsOfEachQualifierAndMechanism) {
   EXPECT_EQ(result(dns, "203.0.113.9"), SpfResult::kSoftfail);
   EXPECT_EQ(result(dns, "::ffff:192.0.2.5"), SpfResult::kPass);  // IPv4-mapped counts as IPv4
 
+  TableResolver m;
+  m.txt("mapped.example", "v=spf1 ip6:::ffff:192.0.2.0/120 ip6:2001:db8::/127 -all");
+  EXPECT_EQ(result(m, "192.0.2.1", "u@mapped.example"), SpfResult::kFail);
+  EXPECT_EQ(result(m, "2001:db8::1", "u@mapped.example"), SpfResult::kPass);
+  EXPECT_EQ(result(m, "2001:db8::2", "u@mapped.example"), SpfResult::kFail);
+
   TableResolver q;
   q.txt("fail.example", "v=spf1 -all").txt("neutral.example", "v=spf1 ?all");
   q.txt("empty.example", "v=spf1").txt("plus.example", "v=spf1 +all");
