@@ -15,6 +15,23 @@ std::string key_of(char type, std::string name) {
   return std::string(1, type) + name;
 }
 
+std::size_t record_bytes(const MxRecord& r) {
+  return sizeof r + r.host.size();
+}
+std::size_t record_bytes(const AddressRecord& r) {
+  return sizeof r + r.address.size();
+}
+std::size_t record_bytes(const TxtRecord& r) {
+  return sizeof r + r.text.size();
+}
+
+template <typename Result>
+std::size_t result_bytes(const std::string& key, const Result& result) {
+  std::size_t n = 2 * key.size() + sizeof(Result) + result.message.size() + 64;
+  for (const auto& record : result.records) n += record_bytes(record);
+  return n;
+}
+
 }  // namespace
 
 DnsCache::DnsCache(DnsCacheLimits limits, Clock clock)
@@ -35,8 +52,7 @@ std::optional<Result> DnsCache::find(char type, const std::string& name) {
   Entry& entry = it->second;
   const Result* cached = std::get_if<Result>(&entry.answer);
   if (cached == nullptr || now >= entry.expires) {
-    lru_.erase(entry.position);
-    entries_.erase(it);
+    erase(it);
     return std::nullopt;
   }
   lru_.splice(lru_.begin(), lru_, entry.position);
@@ -60,19 +76,25 @@ void DnsCache::put(char type, const std::string& name, const Result& result) {
   }
   if (ttl == 0 || limits_.max_entries == 0) return;  // temporary, or not to be cached
   std::string key = key_of(type, name);
+  std::size_t bytes = result_bytes(key, result);
+  if (bytes > limits_.max_bytes) return;
   auto now = clock_();
   std::lock_guard lock(mutex_);
-  if (auto it = entries_.find(key); it != entries_.end()) {
-    lru_.erase(it->second.position);
-    entries_.erase(it);
-  }
-  while (entries_.size() >= limits_.max_entries) {
-    entries_.erase(lru_.back());
-    lru_.pop_back();
+  if (auto it = entries_.find(key); it != entries_.end()) erase(it);
+  while (!lru_.empty() &&
+         (entries_.size() >= limits_.max_entries || bytes_ + bytes > limits_.max_bytes)) {
+    erase(entries_.find(lru_.back()));
   }
   lru_.push_front(key);
+  bytes_ += bytes;
   entries_.emplace(std::move(key),
-                   Entry{result, now, now + std::chrono::seconds(ttl), lru_.begin()});
+                   Entry{result, now, now + std::chrono::seconds(ttl), lru_.begin(), bytes});
+}
+
+void DnsCache::erase(std::unordered_map<std::string, Entry>::iterator it) {
+  bytes_ -= it->second.bytes;
+  lru_.erase(it->second.position);
+  entries_.erase(it);
 }
 
 std::optional<MxResult> DnsCache::find_mx(const std::string& name) {
@@ -99,10 +121,16 @@ std::size_t DnsCache::size() const {
   return entries_.size();
 }
 
+std::size_t DnsCache::bytes() const {
+  std::lock_guard lock(mutex_);
+  return bytes_;
+}
+
 void DnsCache::clear() {
   std::lock_guard lock(mutex_);
   entries_.clear();
   lru_.clear();
+  bytes_ = 0;
 }
 
 net::awaitable<MxResult> CachingResolver::mx(std::string domain) {

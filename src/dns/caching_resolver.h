@@ -2,7 +2,8 @@
 // Resolver that consults it before asking the one it wraps (CachingResolver).
 // Answers live as long as their TTL (RFC 1035 §3.2.1, RFC 2181 §5.2: the
 // lowest of the RRset), NXDOMAIN and NODATA as long as RFC 2308 §5 says but
-// never longer than a cap; temporary failures are never cached.
+// never longer than a cap; temporary failures are never cached. Bounded in
+// entries and in bytes: the least recently used answers go first.
 #pragma once
 
 #include <chrono>
@@ -22,6 +23,7 @@ namespace tern::dns {
 
 struct DnsCacheLimits {
   std::size_t max_entries = 20000;          // least recently used answers go first
+  std::size_t max_bytes = 32u << 20;        // names and record data, roughly
   std::uint32_t max_ttl = 86400;            // a day, whatever the zone says
   std::uint32_t max_negative_ttl = 900;     // RFC 2308 §5 allows hours; mail retries sooner
   std::uint32_t default_negative_ttl = 60;  // NXDOMAIN/NODATA without an SOA record
@@ -45,7 +47,8 @@ class DnsCache {
   void store(const std::string& name, const AddressResult& result);
   void store(const std::string& name, const TxtResult& result);
 
-  std::size_t size() const;
+  std::size_t size() const;   // entries
+  std::size_t bytes() const;  // what they hold, as counted against max_bytes
   void clear();
 
   // The cache of the process, for the server's resolvers and sender checks.
@@ -57,18 +60,21 @@ class DnsCache {
     Answer answer;
     std::chrono::steady_clock::time_point stored, expires;
     std::list<std::string>::iterator position;  // in lru_, most recent first
+    std::size_t bytes = 0;                      // counted against max_bytes
   };
 
   template <typename Result>
   std::optional<Result> find(char type, const std::string& name);
   template <typename Result>
   void put(char type, const std::string& name, const Result& result);
+  void erase(std::unordered_map<std::string, Entry>::iterator it);  // with the lock held
 
   DnsCacheLimits limits_;
   Clock clock_;
   mutable std::mutex mutex_;
   std::unordered_map<std::string, Entry> entries_;
   std::list<std::string> lru_;
+  std::size_t bytes_ = 0;
 };
 
 // Answers from the cache when it can, else asks inner and caches the answer.

@@ -187,6 +187,22 @@ TEST(DnsCache, BoundedLeastRecentlyUsedGoesFirst) {
   EXPECT_TRUE(cache.find_txt("d.test"));
 }
 
+TEST(DnsCache, BoundedInBytes) {
+  DnsCacheLimits limits;
+  limits.max_bytes = 200'000;
+  DnsCache cache(limits);
+  for (int i = 0; i < 10; ++i)
+    cache.store("big" + std::to_string(i) + ".test", txt_result(std::string(60'000, 'x'), 300));
+  EXPECT_LE(cache.bytes(), limits.max_bytes);
+  EXPECT_EQ(cache.size(), 3u);  // the three most recent
+  EXPECT_TRUE(cache.find_txt("big9.test"));
+  EXPECT_FALSE(cache.find_txt("big6.test"));
+  cache.store("huge.test", txt_result(std::string(300'000, 'x'), 300));  // larger than it all
+  EXPECT_FALSE(cache.find_txt("huge.test"));
+  cache.clear();
+  EXPECT_EQ(cache.bytes(), 0u);
+}
+
 TEST(DnsCache, SharedByThreads) {
   DnsCacheLimits limits;
   limits.max_entries = 500;
@@ -203,6 +219,7 @@ TEST(DnsCache, SharedByThreads) {
   for (auto& th : threads) th.join();
   EXPECT_LE(cache.size(), 500u);
   EXPECT_GT(cache.size(), 0u);
+  EXPECT_GT(cache.bytes(), 0u);
 }
 
 TEST(CachingResolver, AsksOnceThenAnswersFromTheCache) {
