@@ -58,6 +58,9 @@ TXT = [
     ("modifier.test", "v=spf1 foo=bar ip4:127.0.10.1 -all"),
     ("nospf.test", "just text"),
     ("split.test", "v=spf1 ip4:127.0.10.0/24, -all"),  # two strings, joined without space
+    ("macro4.test", "v=spf1 exists:%{ir}.%{v}.rev.test -all"),
+    ("macro5.test", "v=spf1 a:%{l}.%{d1r}.users.test ~all"),
+    ("macro6.test", "v=spf1 exists:%{l2r-}.%{o1}.dash.test ?all"),
 ]
 HOSTS = [
     ("a.test", "127.0.10.5"),
@@ -66,6 +69,12 @@ HOSTS = [
     ("20.10.0.127.alice.allow.test", "127.0.0.2"),
     ("macro2.test.hosts.test", "127.0.13.1"),
     ("macro3.test.relay.test.helo-ok.test", "127.0.0.2"),
+]
+HOSTS += [
+    ("1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.rev.test", "127.0.0.2"),
+    ("2.10.0.127.in-addr.rev.test", "127.0.0.2"),
+    ("alice.macro5.users.test", "127.0.10.40"),
+    ("a.x.test.dash.test", "127.0.0.2"),
 ]
 MX = [("mx.test", "mail.mx.test", 10)]
 # Ten lookups pass, the eleventh is a permerror (RFC 7208 §4.6.4).
@@ -145,6 +154,14 @@ CASES = [
     ("127.0.10.1", "u@modifier.test", "h.test"),
     ("127.0.10.1", "u@PASS.test", "h.test"),
     ("127.0.10.1", "u@split.test", "h.test"),
+    ("2001:db8::1", "u@macro4.test", "h.test"),
+    ("2001:db8::2", "u@macro4.test", "h.test"),
+    ("127.0.10.2", "u@macro4.test", "h.test"),
+    ("127.0.10.3", "u@macro4.test", "h.test"),
+    ("127.0.10.40", "alice@macro5.test", "h.test"),
+    ("127.0.10.40", "bob@macro5.test", "h.test"),
+    ("127.0.10.1", "x-a-b@macro6.test", "h.test"),
+    ("127.0.10.1", "a-c@macro6.test", "h.test"),
     ("127.0.11.1", "u@split.test", "h.test"),
 ]
 
