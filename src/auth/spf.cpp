@@ -315,6 +315,13 @@ struct Evaluation {
   int lookups = 0;
   int voids = 0;
   std::string matched;  // the last term that matched: the outermost one at the end
+  std::chrono::steady_clock::time_point deadline;
+
+  // Before every query: past the time limit, the evaluation ends (§4.6.4).
+  void check_time(const std::string& name) const {
+    if (std::chrono::steady_clock::now() >= deadline)
+      throw SpfStop{SpfResult::kTemperror, "time limit reached before looking up " + name};
+  }
 
   void count_lookup(const std::string& term) {
     if (++lookups > kSpfMaxLookups)
@@ -343,6 +350,7 @@ struct Evaluation {
   // exists_only: any A record at all (§5.7).
   net::awaitable<bool> address_match(const std::string& name, unsigned cidr4, unsigned cidr6,
                                      bool exists_only) {
+    check_time(name);
     auto answer = co_await resolver.addresses(name);
     if (dns::is_temporary(answer.error)) throw SpfStop{SpfResult::kTemperror, answer.message};
     bool want_v6 = exists_only ? false : ip.v6;
@@ -386,6 +394,7 @@ net::awaitable<bool> Evaluation::matches(const Mechanism& m, const std::string& 
     case Kind::kMx: {
       count_lookup(m.text);
       std::string name = target(m, domain);
+      check_time(name);
       auto answer = co_await resolver.mx(name);
       if (dns::is_temporary(answer.error)) throw SpfStop{SpfResult::kTemperror, answer.message};
       if (!answer.ok()) {
@@ -430,6 +439,7 @@ net::awaitable<bool> Evaluation::matches(const Mechanism& m, const std::string& 
 net::awaitable<SpfResult> Evaluation::check_host(std::string domain) {
   if (!domain.empty() && domain.back() == '.') domain.pop_back();
   if (!valid_target(domain)) co_return SpfResult::kNone;
+  check_time(domain);
   auto answer = co_await resolver.txt(domain);
   if (dns::is_temporary(answer.error)) throw SpfStop{SpfResult::kTemperror, answer.message};
   std::vector<std::string> records;
@@ -601,12 +611,19 @@ std::optional<std::string> expand_spf_macros(std::string_view spec, const SpfMac
 }
 
 net::awaitable<SpfOutcome> spf_check_host(dns::Resolver& resolver, util::IpAddress ip,
-                                          std::string domain, std::string sender,
-                                          std::string helo) {
+                                          std::string domain, std::string sender, std::string helo,
+                                          std::chrono::milliseconds time_limit) {
   domain = util::to_lower(domain);
   if (!domain.empty() && domain.back() == '.') domain.pop_back();
   if (local_part(sender).empty()) sender = "postmaster@" + std::string(domain_part(sender));
-  Evaluation evaluation{resolver, ip, std::move(sender), std::move(helo), 0, 0, {}};
+  Evaluation evaluation{resolver,
+                        ip,
+                        std::move(sender),
+                        std::move(helo),
+                        0,
+                        0,
+                        {},
+                        std::chrono::steady_clock::now() + time_limit};
   SpfOutcome outcome;
   outcome.domain = domain;
   try {

@@ -8,6 +8,7 @@
 // expands to "unknown", which §7.3 allows when no name is validated.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,6 +34,9 @@ struct SpfOutcome {
 constexpr int kSpfMaxLookups = 10;       // RFC 7208 §4.6.4
 constexpr int kSpfMaxVoidLookups = 2;    // RFC 7208 §4.6.4
 constexpr int kSpfMaxNamesPerTerm = 10;  // MX names of one mx term, §4.6.4
+// §4.6.4: at least 20 seconds for a whole evaluation; no query starts after it
+// (the one under way ends by the resolver's own timeout), the result is temperror.
+constexpr std::chrono::milliseconds kSpfTimeLimit{20'000};
 
 // What macros expand from (RFC 7208 §7.2).
 struct SpfMacroContext {
@@ -50,7 +54,8 @@ std::optional<std::string> expand_spf_macros(std::string_view spec, const SpfMac
 // check_host(ip, domain, sender) of RFC 7208 §4. sender is local@domain
 // (a sender without local-part is "postmaster", §4.3); helo fills %{h}.
 net::awaitable<SpfOutcome> spf_check_host(dns::Resolver& resolver, util::IpAddress ip,
-                                          std::string domain, std::string sender, std::string helo);
+                                          std::string domain, std::string sender, std::string helo,
+                                          std::chrono::milliseconds time_limit = kSpfTimeLimit);
 
 // The identity SMTP gives (RFC 7208 §2.3, §2.4): the MAIL FROM address, or for
 // the null sender (mail_from empty) postmaster@<helo>. client_ip is textual; a

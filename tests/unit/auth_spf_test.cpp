@@ -240,6 +240,18 @@ TEST(Spf, TemporaryFailuresGiveTemperror) {
   EXPECT_EQ(result(dns, "192.0.2.1", "u@down.example"), SpfResult::kTemperror);
 }
 
+TEST(Spf, NoQueryStartsAfterTheTimeLimit) {
+  TableResolver dns;
+  dns.txt("example.com", "v=spf1 -all");
+  auto ip = *util::IpAddress::parse("192.0.2.1");
+  auto late = run_task(spf_check_host(dns, ip, "example.com", "u@example.com", "h.example",
+                                      std::chrono::milliseconds(0)));
+  EXPECT_EQ(late.result, SpfResult::kTemperror);
+  EXPECT_TRUE(dns.asked.empty());
+  auto in_time = run_task(spf_check_host(dns, ip, "example.com", "u@example.com", "h.example"));
+  EXPECT_EQ(in_time.result, SpfResult::kFail);
+}
+
 TEST(Spf, NullSenderChecksTheHeloIdentity) {
   TableResolver dns;
   dns.txt("helo.example.org", "v=spf1 exists:%{l}.%{o}.x.example -all")
