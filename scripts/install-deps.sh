@@ -19,6 +19,8 @@ packages=(
   libasio-dev libssl-dev libc-ares-dev librocksdb-dev libtomlplusplus-dev
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libreadline-dev
   libcrypt-dev libpq-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # DMARC: the Public Suffix List (libpsl reads Debian's publicsuffix file)
+  libpsl-dev publicsuffix
   # tests and benchmarks: real peers
   python3 python3-pytest python3-aiosmtpd swaks libnet-ssleay-perl libauthen-sasl-perl
   postfix dnsmasq-base openssl tmux
@@ -32,6 +34,8 @@ packages=(
   # tests: fault injection (libfiu's fiu-run/fiu-ctrl: EIO from fsync/write)
   # and RocksDB's ldb (a damaged envelope record for the quarantine test)
   fiu-utils rocksdb-tools
+  # tests: an independent SPF implementation to compare results with (pyspf)
+  python3-spf
 )
 
 missing=()

@@ -11,6 +11,7 @@
 
 #include "auth/dkim_result.h"
 #include "config/config.h"
+#include "dns/caching_resolver.h"
 #include "dns/resolver.h"
 #include "net/awaitable.h"
 
@@ -32,8 +33,19 @@ struct SenderAuthVerdict {
   std::string reason;  // for the logs: why quarantine or reject
 };
 
+// Lookups go through the process-wide dns::DnsCache::shared() (unless
+// resolver already is a dns::CachingResolver). Nothing to do (an empty
+// header, kAccept) when config.sender_auth.verify is off. The action is
+// kReject only when DMARC fails, the policy applied is reject and
+// dmarc_reject is on; with dmarc_reject off such mail is quarantined, as
+// Exchange Online treats p=reject by default. DNS trouble anywhere makes the
+// DMARC result temperror: never kReject.
 net::awaitable<SenderAuthVerdict> check_sender(const SenderAuthInput& input,
                                                const config::Config& config,
                                                dns::Resolver& resolver);
+// The same with the cache given: nullptr asks resolver every time (tests).
+net::awaitable<SenderAuthVerdict> check_sender(const SenderAuthInput& input,
+                                               const config::Config& config,
+                                               dns::Resolver& resolver, dns::DnsCache* cache);
 
 }  // namespace tern::auth

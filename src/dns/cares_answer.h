@@ -1,6 +1,7 @@
 // Turns what c-ares hands a query callback (a status and the raw answer, RFC
-// 1035 §4.1) into typed results: MX records with the TTL of their RRset, A
-// and AAAA records with theirs, and c-ares status codes into DnsError kinds.
+// 1035 §4.1) into typed results: MX, TXT records with the TTL of their RRset,
+// A and AAAA records with theirs, the negative-caching TTL of NXDOMAIN and
+// NODATA answers (RFC 2308 §5), and c-ares status codes into DnsError kinds.
 // No I/O: resolver_cares.cpp feeds it, unit tests feed it crafted answers.
 #pragma once
 
@@ -31,8 +32,21 @@ DnsError classify_status(int status);
 // §5.2), or nothing if there is none or the message is cut short.
 std::optional<std::uint32_t> rrset_ttl(const std::vector<unsigned char>& message, int type);
 
+// The negative-caching TTL of an answer without records (RFC 2308 §5): the
+// lower of the TTL and the MINIMUM field of the authority section's SOA
+// record, or nothing if there is no SOA or the message is cut short.
+std::optional<std::uint32_t> negative_ttl(const std::vector<unsigned char>& message);
+
+// The most text one TXT answer may carry, all records together: a DNS message
+// over TCP cannot hold more (RFC 1035 §4.2.2), so a larger total is a broken
+// answer (kMalformed), never an allocation without bound.
+constexpr std::size_t kMaxTxtAnswer = 65535;
+
 // what: the question for messages, e.g. "MX example.test".
 MxResult parse_mx(const RawAnswer& answer, std::string_view what);
+// Each TXT record's character-strings concatenated without separator (RFC
+// 7208 §3.3, RFC 6376 §3.6.2.2), records in the order of the answer.
+TxtResult parse_txt(const RawAnswer& answer, std::string_view what);
 AddressResult parse_a(const RawAnswer& answer, std::string_view what);
 AddressResult parse_aaaa(const RawAnswer& answer, std::string_view what);
 

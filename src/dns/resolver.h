@@ -69,6 +69,10 @@ struct DnsResult {
   std::vector<Record> records;
   DnsError error = DnsError::kNone;
   std::string message;
+  // For kNxDomain and kNoData: how long the answer may be cached (RFC 2308
+  // §5: the lower of the SOA record's TTL and its MINIMUM field); 0 when the
+  // server sent no SOA, and the cache picks its default.
+  std::uint32_t negative_ttl = 0;
 
   bool ok() const { return error == DnsError::kNone; }
   static DnsResult failure(DnsError kind, std::string text) {

@@ -25,7 +25,7 @@ namespace tern::dns {
 namespace {
 
 constexpr int kClassIn = 1;
-constexpr int kTypeA = 1, kTypeMx = 15, kTypeAaaa = 28;
+constexpr int kTypeA = 1, kTypeMx = 15, kTypeTxt = 16, kTypeAaaa = 28;
 constexpr int kMaxReadsPerWake = 64;  // then yield to other work on the loop
 
 struct Question {
@@ -282,6 +282,14 @@ net::awaitable<AddressResult> CaresResolver::addresses(std::string host) {
   std::vector<Question> questions{{host, kTypeA}, {host, kTypeAaaa}};
   auto answers = co_await channel_->ask(std::move(questions));
   co_return merge_addresses(parse_a(answers.at(0), a), parse_aaaa(answers.at(1), aaaa));
+}
+
+net::awaitable<TxtResult> CaresResolver::txt(std::string name) {
+  if (!name.empty() && name.back() == '.') name.pop_back();
+  std::string what = "TXT " + name;
+  std::vector<Question> questions{{std::move(name), kTypeTxt}};
+  auto answers = co_await channel_->ask(std::move(questions));
+  co_return parse_txt(answers.at(0), what);
 }
 
 }  // namespace tern::dns

@@ -39,6 +39,7 @@ class CaresResolver final : public Resolver {
 
   net::awaitable<MxResult> mx(std::string domain) override;
   net::awaitable<AddressResult> addresses(std::string host) override;
+  net::awaitable<TxtResult> txt(std::string name) override;
 
   struct Channel;  // the c-ares channel and its watchers (resolver_cares.cpp)
 

@@ -159,6 +159,29 @@ TEST(DnsCaresResolver, NxDomainNoDataAndServerFailure) {
   EXPECT_EQ(results[2].error, DnsError::kTemporary);
 }
 
+TEST(DnsCaresResolver, TxtRecordsJoinTheirStrings) {
+  asio::io_context io;
+  Responder server(io);
+  Bytes spf{6, 'v', '=', 's', 'p', 'f', '1', 5, ' ', '-', 'a', 'l', 'l'};  // two strings
+  Bytes other{3, 'x', '=', '1'};
+  server.table["example.test/16"] = {0, {{16, spf}, {16, other}}};
+  server.table["nodata.test/16"] = {0, {}};
+  CaresResolver resolver(io.get_executor(),
+                         {{server.address()}, std::chrono::milliseconds(200), 1});
+  auto three = [&]() -> net::awaitable<std::vector<TxtResult>> {
+    std::vector<TxtResult> out;
+    for (const char* d : {"example.test.", "nodata.test", "nx.test"})
+      out.push_back(co_await resolver.txt(d));
+    co_return out;
+  };
+  auto results = run(io, three(), [&] { server.close(); });
+  ASSERT_EQ(results.size(), 3u);
+  ASSERT_TRUE(results[0].ok()) << results[0].message;
+  EXPECT_EQ(results[0].records, (std::vector<TxtRecord>{{"v=spf1 -all", 600}, {"x=1", 600}}));
+  EXPECT_EQ(results[1].error, DnsError::kNoData);
+  EXPECT_EQ(results[2].error, DnsError::kNxDomain);
+}
+
 TEST(DnsCaresResolver, SilentServerTimesOutWithoutBlocking) {
   asio::io_context io;
   udp::socket silent(io, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
