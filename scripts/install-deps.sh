@@ -29,6 +29,8 @@ packages=(
   # tests: fault injection (libfiu's fiu-run/fiu-ctrl: EIO from fsync/write)
   # and RocksDB's ldb (a damaged envelope record for the quarantine test)
   fiu-utils rocksdb-tools
+  # tests: DKIM signatures checked against independent implementations (dkimpy, Mail::DKIM)
+  python3-dkim libmail-dkim-perl
 )
 
 missing=()
