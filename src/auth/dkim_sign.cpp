@@ -190,9 +190,9 @@ std::string DkimSigner::finish() {
     std::size_t count = 0;
     for (const auto& f : fields_)
       if (util::iequals(f.name, name)) ++count;
-    if (name == "From") ++count;
     for (std::size_t i = 0; i < count; ++i) h.push_back(util::to_lower(name));
   }
+  h.push_back("from");
   std::string bh = util::base64_encode(body_.final());
   bool ed = key_->algorithm() == DkimAlgorithm::kEd25519Sha256;
 

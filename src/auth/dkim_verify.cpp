@@ -48,6 +48,15 @@ std::optional<Canon> parse_canon(std::string_view s) {
   return std::nullopt;
 }
 
+// The colon-separated items of a tag value, white space removed (owned: no
+// view into a temporary).
+std::vector<std::string> colon_list(std::string_view value) {
+  std::vector<std::string> out;
+  std::string stripped = strip_whitespace(value);
+  for (auto item : util::split(stripped, ':')) out.emplace_back(item);
+  return out;
+}
+
 // The base64 of a tag value without its folding white space; nullopt if broken.
 std::optional<std::string> decode_b64(std::string_view value) {
   return util::base64_decode(strip_whitespace(value));
@@ -90,7 +99,7 @@ ParseOutcome parse_signature(const HeaderField& field) {
   if (tag("l")) return fail("body length tag not accepted");
   if (auto q = tag("q")) {
     bool dns = false;
-    for (auto m : util::split(strip_whitespace(*q), ':'))
+    for (auto m : colon_list(*q))
       if (util::iequals(m, "dns/txt")) dns = true;
     if (!dns) return fail("no supported query method");
   }
@@ -109,7 +118,7 @@ ParseOutcome parse_signature(const HeaderField& field) {
   if (!valid_domain_chars(sig.d)) return fail("bad domain d=");
   if (!valid_domain_chars(sig.s)) return fail("bad selector s=");
   bool from = false;
-  for (auto name : util::split(strip_whitespace(*tag("h")), ':')) {
+  for (auto name : colon_list(*tag("h"))) {
     if (name.empty()) return fail("bad h= list");
     if (util::iequals(name, "from")) from = true;
     sig.h.emplace_back(name);
@@ -211,7 +220,7 @@ KeyParse parse_dkim_key_record(std::string_view txt) {
   }
   if (auto h = find_tag(*tags, "h")) {
     bool sha256 = false;
-    for (auto alg : util::split(strip_whitespace(*h), ':'))
+    for (auto alg : colon_list(*h))
       if (util::iequals(alg, "sha256")) sha256 = true;
     if (!sha256) {
       out.error = "key not for sha256";
@@ -220,7 +229,7 @@ KeyParse parse_dkim_key_record(std::string_view txt) {
   }
   if (auto s = find_tag(*tags, "s")) {
     bool email = false;
-    for (auto st : util::split(strip_whitespace(*s), ':'))
+    for (auto st : colon_list(*s))
       if (st == "*" || util::iequals(st, "email")) email = true;
     if (!email) {
       out.error = "key not for email";
@@ -228,7 +237,7 @@ KeyParse parse_dkim_key_record(std::string_view txt) {
     }
   }
   if (auto t = find_tag(*tags, "t")) {
-    for (auto flag : util::split(strip_whitespace(*t), ':')) {
+    for (auto flag : colon_list(*t)) {
       if (flag == "s") key.strict_identity = true;
       if (flag == "y") key.testing = true;
     }

@@ -25,9 +25,9 @@
 #include <filesystem>
 #include <iostream>
 
+#include "auth/dkim_sign.h"
 #include "cli/check_report.h"
 #include "cli/check_targets.h"
-#include "auth/dkim_sign.h"
 #include "cli/commands.h"
 #include "cli/terminal.h"
 #include "config/config.h"
@@ -328,10 +328,10 @@ class Check {
   }
 
   std::string test_message() const {
-    std::string headers = "From: <" + o_.from + ">\r\nTo: <" + o_.address +
-                          ">\r\nSubject: Test from tern check\r\nDate: " +
-                          smtp::rfc5322_date_now() + "\r\nMessage-ID: <" + util::random_uuid() +
-                          "@" + o_.helo + ">\r\n";
+    std::string headers =
+        "From: <" + o_.from + ">\r\nTo: <" + o_.address +
+        ">\r\nSubject: Test from tern check\r\nDate: " + smtp::rfc5322_date_now() +
+        "\r\nMessage-ID: <" + util::random_uuid() + "@" + o_.helo + ">\r\n";
     std::string body = "This is a test message sent by tern check to test SMTP communication.\r\n";
     if (!o_.dkim_key) return headers + "\r\n" + body;
     // --dkim: signed as tern serve signs (RFC 6376, relaxed/relaxed) for the sender's domain.

@@ -107,19 +107,24 @@ struct VerifyOptions {
   std::vector<std::string> keys;  // NAME=RECORD
   std::vector<std::string> dns_servers;
   std::int64_t now = 0;
+  bool no_dns = false;
 };
 
 // Key records given on the command line first, DNS for the others.
 class GivenKeys final : public dns::Resolver {
  public:
-  GivenKeys(std::map<std::string, std::string> given, dns::Resolver& dns)
-      : given_(std::move(given)), dns_(dns) {}
-  net::awaitable<dns::MxResult> mx(std::string domain) override { return dns_.mx(std::move(domain)); }
+  GivenKeys(std::map<std::string, std::string> given, dns::Resolver& dns, bool no_dns)
+      : given_(std::move(given)), dns_(dns), no_dns_(no_dns) {}
+  net::awaitable<dns::MxResult> mx(std::string domain) override {
+    return dns_.mx(std::move(domain));
+  }
   net::awaitable<dns::AddressResult> addresses(std::string host) override {
     return dns_.addresses(std::move(host));
   }
   net::awaitable<dns::TxtResult> txt(std::string name) override {
     auto it = given_.find(util::to_lower(name));
+    if (it == given_.end() && no_dns_)
+      co_return dns::TxtResult::failure(dns::DnsError::kNxDomain, "TXT " + name + ": not given");
     if (it == given_.end()) {
       dns::TxtResult answer = co_await dns_.txt(name);
       co_return answer;
@@ -132,6 +137,7 @@ class GivenKeys final : public dns::Resolver {
  private:
   std::map<std::string, std::string> given_;
   dns::Resolver& dns_;
+  bool no_dns_;
 };
 
 int verify(const VerifyOptions& o) {
@@ -174,7 +180,7 @@ int verify(const VerifyOptions& o) {
   std::vector<auth::DkimResult> results;
   {
     dns::CaresResolver dns(io.get_executor(), dns_options);
-    GivenKeys resolver(std::move(given), dns);
+    GivenKeys resolver(std::move(given), dns, o.no_dns);
     asio::co_spawn(
         io,
         [&]() -> net::awaitable<void> {
@@ -219,12 +225,16 @@ void add_dkim(CLI::App& app, int& exit_code) {
   gen->callback([o, &exit_code] { exit_code = run_guarded([&] { return keygen(*o); }); });
 
   auto* ver = cmd->add_subcommand(
-      "verify", "Verify the DKIM signatures of a message file as tern serve does (exit 0: one passes)");
+      "verify",
+      "Verify the DKIM signatures of a message file as tern serve does (exit 0: one passes)");
   auto v = std::make_shared<VerifyOptions>();
   ver->add_option("file", v->file, "the message (RFC 5322; LF or CR LF line ends)")->required();
-  ver->add_option("--key", v->keys,
-                  "NAME=RECORD: the TXT record of NAME (s._domainkey.d) instead of DNS; repeatable");
-  ver->add_option("--dns-server", v->dns_servers, "ask this IP[:PORT] instead of the system resolver");
+  ver->add_option(
+      "--key", v->keys,
+      "NAME=RECORD: the TXT record of NAME (s._domainkey.d) instead of DNS; repeatable");
+  ver->add_option("--dns-server", v->dns_servers,
+                  "ask this IP[:PORT] instead of the system resolver");
+  ver->add_flag("--no-dns", v->no_dns, "ask no DNS: a key not given with --key does not exist");
   ver->add_option("--now", v->now, "the verification time, in seconds since 1970 (default: now)");
   ver->callback([v, &exit_code] { exit_code = run_guarded([&] { return verify(*v); }); });
 }

@@ -143,14 +143,11 @@ std::vector<std::shared_ptr<asio::ssl::context>> Server::read_tls() const {
   return contexts;
 }
 
-// SIGHUP: all or nothing, so one unreadable key keeps every old certificate
-// and DKIM key.
+// SIGHUP: all or nothing, so one unreadable key keeps every old certificate.
 void Server::load_tls() {
   auto contexts = read_tls();
-  auto dkim_keys = DkimKeyring::load(config_);
   for (std::size_t i = 0; i < contexts.size(); ++i)
     if (contexts[i]) context_->set_tls_context(i, contexts[i]);
-  context_->set_dkim_keys(std::move(dkim_keys));
 }
 
 dns::Resolver* Server::resolver_for(const asio::any_io_executor& executor) const {
@@ -282,10 +279,20 @@ int Server::run() {
     if (sig == SIGHUP) {
       try {
         load_tls();
-        spdlog::info("certificates and DKIM keys reloaded");
+        spdlog::info("certificates reloaded");
       } catch (const std::exception& e) {
-        spdlog::error("certificates and DKIM keys not reloaded, keeping the old ones: {}",
-                      e.what());
+        spdlog::error("certificates not reloaded, keeping the old ones: {}", e.what());
+      }
+      // The [[dkim]] keys apart: a key tern's user cannot read (it was read as
+      // root at start) must not stop a renewed certificate. New sessions get
+      // the new keys; all or nothing here too.
+      if (!config_.dkim.empty()) {
+        try {
+          context_->set_dkim_keys(DkimKeyring::load(config_));
+          spdlog::info("DKIM keys reloaded");
+        } catch (const std::exception& e) {
+          spdlog::error("DKIM keys not reloaded, keeping the old ones: {}", e.what());
+        }
       }
       signals.async_wait(on_signal);
       return;

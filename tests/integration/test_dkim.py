@@ -1,8 +1,10 @@
 """DKIM against independent implementations (issue 11): keys made by
 `tern dkim keygen`, mail from a relay network or an authenticated client
 signed by a running tern and delivered to a Maildir, the stored signature
-checked by dkimpy (python3-dkim) and by Mail::DKIM (libmail-dkim-perl) for
-rsa-sha256 and ed25519-sha256; and messages signed by dkimpy checked by
+checked by dkimpy (python3-dkim) for rsa-sha256 and ed25519-sha256 and by
+Mail::DKIM (libmail-dkim-perl) for rsa-sha256 (Debian 12's Mail::DKIM,
+1.20230212, has no ed25519-sha256: the RFC 8463 test vector in
+tests/unit/dkim_test.cpp covers that side); and messages signed by dkimpy checked by
 `tern dkim verify` (the server's verifier, key records given without DNS):
 intact, tampered body, tampered header, expired, unknown key."""
 import os
@@ -42,7 +44,8 @@ while (my $line = <STDIN>) {
     $v->PRINT($line);
 }
 $v->CLOSE;
-print $v->result, " ", ($v->result_detail // ''), "\n";
+print STDERR ($v->result_detail // ''), "\n";
+print $v->result, "\n";
 """
 
 
@@ -121,11 +124,21 @@ def send_relayed(tern, domain, source="127.0.0.2"):
         c.cmd("QUIT")
 
 
+def stored_crlf(path):
+    """The delivered message with CR LF line ends (the Maildir file has LF)."""
+    return path.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
 def dkimpy_verify(message, records):
     def dnsfunc(name, timeout=5):
         key = name.decode().rstrip(".")
         return records[key][0].encode() if key in records else None
     return dkim.verify(message, dnsfunc=dnsfunc)
+
+
+def perl_checks(name):
+    """Mail::DKIM checks the RSA keys only (see the module comment)."""
+    return name.endswith("fabrikam.test")
 
 
 def perl_verify(message, name, zone):
@@ -139,19 +152,24 @@ def perl_verify(message, name, zone):
 def test_relayed_mail_is_signed_and_independent_verifiers_agree(signing_tern, domain, selector):
     send_relayed(signing_tern, domain)
     [path] = wait_for_maildir(signing_tern, "kate")
-    stored = path.read_bytes()
-    assert stored.startswith(b"DKIM-Signature: v=1; a=" +
-                             (b"rsa-sha256" if domain == "fabrikam.test" else b"ed25519-sha256"))
-    # tern's Received is below the signature and not signed
-    sig = stored[:stored.index(b"\nReceived: ")]
-    assert b"received" not in sig.lower().split(b"h=")[1].split(b";")[0]
+    stored = stored_crlf(path)
+    # Local delivery puts Return-Path and Delivered-To above what was stored:
+    # the signature first, then tern's Received, which it does not sign.
+    top = stored.index(b"\r\nDKIM-Signature: v=1; a=" +
+                       (b"rsa-sha256" if domain == "fabrikam.test" else b"ed25519-sha256"))
+    assert stored[:top].count(b"\r\n") == 1 and stored.startswith(b"Return-Path: ")
+    received = stored.index(b"\r\nReceived: ")
+    assert top < received
+    sig = stored[top:received]
+    assert b"received" not in sig.lower().split(b" h=")[1].split(b";")[0]
     assert dkimpy_verify(stored, signing_tern.records), stored[:600]
     name = f"{selector}._domainkey.{domain}"
-    assert perl_verify(stored, name, signing_tern.records[name][1]) == "pass"
-    # A changed body fails both.
+    # A changed body fails.
     tampered = stored.replace(b"a dot-stuffed line", b"a changed line")
     assert not dkimpy_verify(tampered, signing_tern.records)
-    assert perl_verify(tampered, name, signing_tern.records[name][1]).startswith("fail")
+    if perl_checks(name):
+        assert perl_verify(stored, name, signing_tern.records[name][1]) == "pass"
+        assert perl_verify(tampered, name, signing_tern.records[name][1]) == "fail"
 
 
 def test_submitted_mail_is_signed(signing_tern):
@@ -163,14 +181,13 @@ def test_submitted_mail_is_signed(signing_tern):
     with smtplib.SMTP("127.0.0.1", signing_tern.port, timeout=30) as s:
         s.starttls(context=ctx)
         s.login("sender@example.test", PASSWORD)
-        s.sendmail("kate@northwind.test", ["kate@example.test"],
+        s.sendmail("sender@example.test", ["kate@example.test"],
                    MESSAGE.format(domain="northwind.test").encode())
     [path] = wait_for_maildir(signing_tern, "kate")
-    stored = path.read_bytes()
-    assert stored.startswith(b"DKIM-Signature:")
+    stored = stored_crlf(path)
+    assert b"\r\nDKIM-Signature: v=1; a=ed25519-sha256;" in stored
     assert dkimpy_verify(stored, signing_tern.records)
-    name = "ed1._domainkey.northwind.test"
-    assert perl_verify(stored, name, signing_tern.records[name][1]) == "pass"
+    assert b"kate@northwind.test" in stored
 
 
 def test_mail_from_other_clients_and_domains_is_not_signed(signing_tern):
@@ -192,11 +209,12 @@ def test_check_signs_its_test_message(signing_tern, domain, selector):
                           "--dkim-selector", selector], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     [path] = wait_for_maildir(signing_tern, "kate")
-    stored = path.read_bytes()
-    assert stored.startswith(b"Received: ") and b"\r\nDKIM-Signature: v=1;" in stored
+    stored = stored_crlf(path)
+    assert stored.index(b"\r\nReceived: ") < stored.index(b"\r\nDKIM-Signature: v=1;")
     assert dkimpy_verify(stored, signing_tern.records)
     name = f"{selector}._domainkey.{domain}"
-    assert perl_verify(stored, name, signing_tern.records[name][1]) == "pass"
+    if perl_checks(name):
+        assert perl_verify(stored, name, signing_tern.records[name][1]) == "pass"
 
 
 def test_check_refuses_a_bad_dkim_key(tmp_path):
@@ -230,7 +248,7 @@ def make_dkimpy_key(tmp_path, algorithm):
 def tern_verify(tmp_path, message, records, now=None):
     f = tmp_path / "message.eml"
     f.write_bytes(message)
-    args = [TERN, "dkim", "verify", str(f)]
+    args = [TERN, "dkim", "verify", str(f), "--no-dns"]
     for name, record in records.items():
         args += ["--key", f"{name}={record}"]
     if now:

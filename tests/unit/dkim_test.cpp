@@ -66,10 +66,11 @@ constexpr const char* kRfc8463Seed = "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2
 constexpr const char* kRfc8463Ed25519Txt =
     "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
 constexpr const char* kRfc8463RsaTxt =
-    "v=DKIM1; k=rsa; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDkHlOQoBTzWR"
-    "iGs5V6NpP3idY6Wk08a5qhdR6wy5bdOKb2jLQiY/J16JYi0Qvx/byYzCNb3W91y3FutAC"
-    "jxuI7BLlwKnCS2/wE4hRrgb9kNPq6qvIKLFe5OD9nJlqDHKzqS/PS+rIH6aG6i5rRAPpLSV"
-    "GUzpVL0/LZ6kLDNydKEpBQIDAQAB";
+    "v=DKIM1; k=rsa; "
+    "p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDkHlOQoBTzWRiGs5V6NpP3idY6Wk08a5qhdR6wy5"
+    "bdOKb2jLQiY/J16JYi0Qvx/byYzCNb3W91y3FutACDfzwQ/BC/e/"
+    "8uBsCR+yz1Lxj+PL6lHvqMKrM3rG4hstT5QjvHO9Pzox"
+    "ZyVYLzBfO2EeC3Ip3G+2kryOTIKT+l/K4w3QIDAQAB";
 constexpr const char* kRfc8463Ed25519Sig =
     "DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed;\r\n"
     " d=football.example.com; i=@football.example.com;\r\n"
@@ -197,7 +198,7 @@ TEST(DkimSign, SignedMessagesVerifyAndTheFieldIsWellFormed) {
     EXPECT_NE(
         s.headers.find(alg == DkimAlgorithm::kRsaSha256 ? "a=rsa-sha256" : "a=ed25519-sha256"),
         std::string::npos);
-    EXPECT_NE(s.headers.find("h=from:to:subject:date:message-id:from;"), std::string::npos)
+    EXPECT_NE(s.headers.find("h=from:subject:date:to:message-id:from;"), std::string::npos)
         << s.headers;
     EXPECT_NE(s.headers.find("t=1700000000;"), std::string::npos);
     // Folded: no line of the field is longer than 78 octets.

@@ -77,7 +77,8 @@ TEST(SessionSenderAuth, RelayedMailOfADkimDomainIsStoredSignedSmallAndStreamed) 
       h.say("DATA");
       std::string body = message(lines);
       std::string reply;
-      for (std::size_t at = 0; at < body.size(); at += 65536) reply += h.feed(body.substr(at, 65536));
+      for (std::size_t at = 0; at < body.size(); at += 65536)
+        reply += h.feed(body.substr(at, 65536));
       reply += h.feed(".\r\n");
       ASSERT_EQ(reply.rfind("250 2.6.0", 0), 0u) << reply;
       std::string stored = stored_message(h);
@@ -122,8 +123,8 @@ TEST(SessionSenderAuth, WithoutFromTheEnvelopeDomainSigns) {
   KeyFile key(auth::DkimAlgorithm::kEd25519Sha256);
   SessionHarness h("", "", kRelayClient);
   h.set_dkim_keys(keyring(key));
-  std::string reply =
-      h.send_message("kate@fabrikam.test", "joe@elsewhere.test", "Subject: no author\r\n\r\nhi\r\n");
+  std::string reply = h.send_message("kate@fabrikam.test", "joe@elsewhere.test",
+                                     "Subject: no author\r\n\r\nhi\r\n");
   ASSERT_EQ(reply.rfind("250 2.6.0", 0), 0u) << reply;
   EXPECT_EQ(stored_message(h).rfind("DKIM-Signature:", 0), 0u);
 }
@@ -138,7 +139,8 @@ TEST(SessionSenderAuth, CheckedMailGetsTheVerdictsHeaderOnTop) {
       "Authentication-Results: mail.example.test; dmarc=pass\r\nSubject: x\r\n\r\nhi\r\n");
   ASSERT_EQ(reply.rfind("250 2.6.0", 0), 0u) << reply;
   std::string stored = stored_message(h);
-  EXPECT_EQ(stored.rfind("Authentication-Results: mail.example.test; spf=none\r\nReceived: ", 0), 0u)
+  EXPECT_EQ(stored.rfind("Authentication-Results: mail.example.test; spf=none\r\nReceived: ", 0),
+            0u)
       << stored;
   EXPECT_EQ(stored.find("dmarc=pass"), std::string::npos);  // the forged one is gone
   EXPECT_EQ(stored.find("X-Tern-Dmarc"), std::string::npos);
@@ -155,12 +157,14 @@ TEST(SessionSenderAuth, QuarantineAddsItsHeader) {
   h.set_verify_senders(true);
   h.verdict.header = "Authentication-Results: mail.example.test; dmarc=fail\r\n";
   h.verdict.action = auth::SenderAuthVerdict::Action::kQuarantine;
-  std::string reply =
-      h.send_message("chris@contoso.test", "kate@example.test", "From: chris@contoso.test\r\n\r\nhi\r\n");
+  std::string reply = h.send_message("chris@contoso.test", "kate@example.test",
+                                     "From: chris@contoso.test\r\n\r\nhi\r\n");
   ASSERT_EQ(reply.rfind("250 2.6.0", 0), 0u) << reply;
-  EXPECT_EQ(stored_message(h).rfind(
-                "Authentication-Results: mail.example.test; dmarc=fail\r\nX-Tern-Dmarc: quarantine\r\n", 0),
-            0u);
+  EXPECT_EQ(
+      stored_message(h).rfind(
+          "Authentication-Results: mail.example.test; dmarc=fail\r\nX-Tern-Dmarc: quarantine\r\n",
+          0),
+      0u);
 }
 
 TEST(SessionSenderAuth, DmarcRejectRefusesAndStoresNothingEvenWhenStreamed) {
@@ -190,8 +194,8 @@ TEST(SessionSenderAuth, DmarcRejectOffOnlyRecords) {
   SessionHarness h("", "[sender_auth]\ndmarc_reject = false\n");
   h.set_verify_senders(true);
   h.verdict.action = auth::SenderAuthVerdict::Action::kReject;
-  std::string reply =
-      h.send_message("chris@contoso.test", "kate@example.test", "From: chris@contoso.test\r\n\r\nhi\r\n");
+  std::string reply = h.send_message("chris@contoso.test", "kate@example.test",
+                                     "From: chris@contoso.test\r\n\r\nhi\r\n");
   EXPECT_EQ(reply.rfind("250 2.6.0", 0), 0u) << reply;
 }
 
