@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   tern::cli::add_mx(app, exit_code);
   tern::cli::add_talk(app, exit_code);
   tern::cli::add_spf(app, exit_code);
+  tern::cli::add_dkim(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

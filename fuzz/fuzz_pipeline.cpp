@@ -260,6 +260,9 @@ void converse(server::Session& session, std::string_view bytes, std::uint8_t chu
           step = session.part_stored(spool.store_part(part.id, part.seq, part.bytes));
         } else if (step.action == server::Action::kVerifyCredentials) {
           step = session.credentials_verified(std::nullopt);
+        } else if (step.action == server::Action::kCheckSender) {
+          session.take_sender_check();
+          step = session.sender_checked(auth::SenderAuthVerdict{});
         } else {
           break;
         }

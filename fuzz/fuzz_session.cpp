@@ -79,6 +79,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
           step = session.part_stored(stored);
         } else if (step.action == server::Action::kVerifyCredentials) {
           step = session.credentials_verified(std::nullopt);
+        } else if (step.action == server::Action::kCheckSender) {
+          session.take_sender_check();
+          step = session.sender_checked(auth::SenderAuthVerdict{});
         } else {
           break;
         }

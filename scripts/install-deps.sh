@@ -36,6 +36,8 @@ packages=(
   fiu-utils rocksdb-tools
   # tests: an independent SPF implementation to compare results with (pyspf)
   python3-spf
+  # tests: DKIM signatures checked against independent implementations (dkimpy, Mail::DKIM)
+  python3-dkim libmail-dkim-perl
 )
 
 missing=()

@@ -25,6 +25,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "auth/dkim_sign.h"
 #include "cli/check_report.h"
 #include "cli/check_targets.h"
 #include "cli/commands.h"
@@ -327,11 +328,21 @@ class Check {
   }
 
   std::string test_message() const {
-    return "From: <" + o_.from + ">\r\nTo: <" + o_.address +
-           ">\r\nSubject: Test from tern check\r\nDate: " + smtp::rfc5322_date_now() +
-           "\r\nMessage-ID: <" + util::random_uuid() + "@" + o_.helo +
-           ">\r\n\r\nThis is a test message sent by tern check to test SMTP "
-           "communication.\r\n";
+    std::string headers =
+        "From: <" + o_.from + ">\r\nTo: <" + o_.address +
+        ">\r\nSubject: Test from tern check\r\nDate: " + smtp::rfc5322_date_now() +
+        "\r\nMessage-ID: <" + util::random_uuid() + "@" + o_.helo + ">\r\n";
+    std::string body = "This is a test message sent by tern check to test SMTP communication.\r\n";
+    if (!o_.dkim_key) return headers + "\r\n" + body;
+    // --dkim: signed as tern serve signs (RFC 6376, relaxed/relaxed) for the sender's domain.
+    auth::DkimSigner signer(o_.dkim_key, util::to_lower(o_.from.substr(o_.from.rfind('@') + 1)),
+                            o_.dkim_selector,
+                            std::chrono::duration_cast<std::chrono::seconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count());
+    signer.headers(headers);
+    signer.body(body);
+    return signer.finish() + headers + "\r\n" + body;
   }
 
   net::awaitable<int> converse(const Target& t) {
@@ -449,8 +460,28 @@ void add_check(CLI::App& app, int& exit_code) {
       ->check(CLI::Range(1, 3600));
   cmd->add_option("-c,--config", o->config, "configuration file for defaults")
       ->capture_default_str();
+  auto* dkim_key = cmd->add_option("--dkim", o->dkim_key_file,
+                                   "sign the test message with this DKIM key (PEM, RSA or Ed25519) "
+                                   "for the --from domain");
+  cmd->add_option("--dkim-selector", o->dkim_selector, "the selector (s=) of the --dkim key")
+      ->needs(dkim_key);
+  dkim_key->needs("--dkim-selector");
   cmd->callback([o, &exit_code] {
     apply_defaults(*o);
+    if (!o->dkim_key_file.empty()) {
+      try {
+        o->dkim_key = auth::DkimPrivateKey::load(o->dkim_key_file);
+      } catch (const std::exception& e) {
+        print_error(e.what());
+        exit_code = 2;
+        return;
+      }
+      if (o->from.find('@') == std::string::npos) {
+        print_error("--dkim needs a --from address with a domain");
+        exit_code = 2;
+        return;
+      }
+    }
     CheckReport report(o->json, o->log);
     if (!report.log_ok()) {
       print_error("cannot write the log file " + o->log + ": " + std::strerror(errno));

@@ -7,12 +7,17 @@
 #include <asio/ip/tcp.hpp>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "cli/check_report.h"
 #include "net/awaitable.h"
 #include "smtp/address.h"
+
+namespace tern::auth {
+class DkimPrivateKey;
+}
 
 namespace tern::cli {
 
@@ -23,6 +28,10 @@ struct CheckOptions {
   bool insecure_auth = false;  // --auth without TLS, or over TLS that failed verification
   int timeout_s = 30;
   std::uint16_t port = 25;
+  // --dkim KEYFILE --dkim-selector S: the test message is signed for the
+  // --from domain with this key (loaded before the check starts).
+  std::string dkim_key_file, dkim_selector;
+  std::shared_ptr<const auth::DkimPrivateKey> dkim_key;
 };
 
 // A host to try: its name (the MX exchange, or what --server named) and address.

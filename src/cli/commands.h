@@ -23,6 +23,7 @@ void add_check(CLI::App& app, int& exit_code);
 void add_talk(CLI::App& app, int& exit_code);
 void add_mx(CLI::App& app, int& exit_code);
 void add_spf(CLI::App& app, int& exit_code);
+void add_dkim(CLI::App& app, int& exit_code);
 
 // Shared: "tern: <message>" on stderr.
 void print_error(const std::string& message);

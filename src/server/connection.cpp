@@ -52,10 +52,12 @@ constexpr std::size_t kDataReadSize = 65536;
 }  // namespace
 
 Connection::Connection(ServerContext& server, const config::Listener& listener,
-                       std::size_t listener_index, asio::ip::tcp::socket socket)
+                       std::size_t listener_index, asio::ip::tcp::socket socket,
+                       dns::Resolver* resolver)
     : server_(server),
       listener_(listener),
       listener_index_(listener_index),
+      resolver_(resolver),
       stream_(std::move(socket)),
       remote_address_(address_text(stream_.socket())),
       log_(&server.protocol_log(), listener.name, endpoint_of(stream_.socket(), true),
@@ -221,6 +223,21 @@ net::awaitable<Step> Connection::store_part() {
   co_return session_->part_stored(result);
 }
 
+// The sender checks of a complete message, on this loop: DKIM verification,
+// then SPF and DMARC with the DKIM results (auth/sender_auth.h). DNS is
+// awaited, never blocking the loop; a DNS failure is a temperror, not a refusal.
+net::awaitable<Step> Connection::check_sender() {
+  SenderCheck check = session_->take_sender_check();
+  dns::Resolver& resolver = *resolver_;
+  if (check.dkim) {
+    std::vector<auth::DkimResult> dkim = co_await check.dkim->finish(resolver);
+    check.input.dkim = std::move(dkim);
+  }
+  auth::SenderAuthVerdict verdict =
+      co_await auth::check_sender(check.input, server_.config(), resolver);
+  co_return session_->sender_checked(verdict);
+}
+
 // Parts of messages that will never be committed are dropped by the spool's
 // committer; nobody waits for it.
 void Connection::discard_abandoned() {
@@ -297,6 +314,8 @@ net::awaitable<void> Connection::converse() {
   env.tls_available =
       listener_.tls == config::TlsMode::kStartTls && server_.tls_context(listener_index_);
   env.observer = this;
+  env.dkim_keys = server_.dkim_keys();
+  env.verify_senders = server_.config().sender_auth.verify && resolver_ != nullptr;
   session_ = std::make_unique<Session>(env);
   touch();
   asio::co_spawn(stream_.socket().get_executor(), watchdog(), asio::detached);
@@ -317,6 +336,8 @@ net::awaitable<void> Connection::converse() {
         step = co_await store_part();
       else if (step.action == Action::kVerifyCredentials)
         step = co_await verify_credentials();
+      else if (step.action == Action::kCheckSender)
+        step = co_await check_sender();
       else
         break;
     }
@@ -341,6 +362,7 @@ net::awaitable<void> Connection::converse() {
       case Action::kCommit:
       case Action::kStore:
       case Action::kVerifyCredentials:
+      case Action::kCheckSender:
         break;
     }
   }

@@ -3,7 +3,8 @@
 // replies while pipelined commands are waiting (RFC 2920) and flushes before
 // it waits for input, hands messages to the spool and answers only after the
 // sync, performs the STARTTLS handshake and the password check off the loop,
-// and writes the protocol log.
+// runs the sender checks of a message (DKIM, SPF, DMARC: DNS awaited on this
+// loop) before its commit, and writes the protocol log.
 #pragma once
 
 #include <asio/io_context.hpp>
@@ -14,6 +15,7 @@
 #include <optional>
 #include <string>
 
+#include "dns/resolver.h"
 #include "log/protocol_log.h"
 #include "net/awaitable.h"
 #include "net/stream.h"
@@ -26,8 +28,9 @@ class ServerContext;
 
 class Connection : public std::enable_shared_from_this<Connection>, private SessionObserver {
  public:
+  // resolver: this loop's, for the sender checks (null: no checks).
   Connection(ServerContext& server, const config::Listener& listener, std::size_t listener_index,
-             asio::ip::tcp::socket socket);
+             asio::ip::tcp::socket socket, dns::Resolver* resolver = nullptr);
   ~Connection() override;
 
   net::awaitable<void> run();
@@ -47,6 +50,7 @@ class Connection : public std::enable_shared_from_this<Connection>, private Sess
   net::awaitable<Step> verify_credentials();
   net::awaitable<Step> commit();
   net::awaitable<Step> store_part();
+  net::awaitable<Step> check_sender();
   void discard_abandoned();
   void touch();
   void set_read_deadline(bool in_message);
@@ -58,6 +62,7 @@ class Connection : public std::enable_shared_from_this<Connection>, private Sess
   ServerContext& server_;
   const config::Listener& listener_;
   std::size_t listener_index_;
+  dns::Resolver* resolver_;
   net::Stream stream_;
   std::string remote_address_;
   log::ProtocolLog::Session log_;

@@ -360,6 +360,10 @@ void become_user(const config::Config& config, const std::vector<Folder>& folder
           spdlog::warn("listener {}: {} is not readable by user {}: SIGHUP cannot reload it",
                        l.name, file.string(), user_name(::geteuid()));
     }
+    for (const auto& k : config.dkim)
+      if (!process_access(k.private_key, R_OK))
+        spdlog::warn("[[dkim]] domain {}: {} is not readable by user {}: SIGHUP cannot reload it",
+                     k.domain, k.private_key.string(), user_name(::geteuid()));
   }
   for (const auto& f : folders) {
     struct stat st {};

@@ -18,6 +18,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "dns/resolver_cares.h"
 #include "net/endpoint.h"
 #include "net/event_loop.h"
 #include "server/connection.h"
@@ -108,6 +109,7 @@ Server::Server(config::Config config, const std::function<void()>& before_spool)
   // Every file tern reads at start is read before the drop; the folders it
   // writes are opened after it, as the user who owns them.
   auto tls = read_tls();
+  auto dkim_keys = DkimKeyring::load(config_);
   if (before_spool) before_spool();
   spool_ = queue::open_spool(config_, queue::OpenMode::kServe);
   protocol_log_ = std::make_unique<log::ProtocolLog>(config_.log.directory, config_.log.protocol);
@@ -115,6 +117,15 @@ Server::Server(config::Config config, const std::function<void()>& before_spool)
   context_ = std::make_unique<ServerContext>(config_, *spool_, *protocol_log_, *tracking_log_);
   for (std::size_t i = 0; i < tls.size(); ++i)
     if (tls[i]) context_->set_tls_context(i, tls[i]);
+  context_->set_dkim_keys(std::move(dkim_keys));
+  // The sender checks look up DNS from the loop of their connection: one
+  // resolver per inbound loop (c-ares channels are not shared between threads).
+  if (config_.sender_auth.verify) {
+    dns::CaresOptions dns_options;
+    dns_options.servers = config_.dns.servers;
+    for (auto& loop : loops_)
+      resolvers_.push_back(std::make_unique<dns::CaresResolver>(loop->get_executor(), dns_options));
+  }
   delivery_ = std::make_unique<DeliveryService>(config_, *spool_, *tracking_log_,
                                                 context_->blocking_pool());
   context_->set_queued_hook(
@@ -138,6 +149,12 @@ void Server::load_tls() {
   auto contexts = read_tls();
   for (std::size_t i = 0; i < contexts.size(); ++i)
     if (contexts[i]) context_->set_tls_context(i, contexts[i]);
+}
+
+dns::Resolver* Server::resolver_for(const asio::any_io_executor& executor) const {
+  for (std::size_t i = 0; i < resolvers_.size(); ++i)
+    if (loops_[i]->get_executor() == executor) return resolvers_[i].get();
+  return nullptr;
 }
 
 net::awaitable<void> Server::accept_loop(std::size_t index, asio::ip::tcp::acceptor& acceptor) {
@@ -165,7 +182,8 @@ net::awaitable<void> Server::accept_loop(std::size_t index, asio::ip::tcp::accep
     }
     std::shared_ptr<Connection> connection;
     try {
-      connection = std::make_shared<Connection>(*context_, listener, index, std::move(socket));
+      connection = std::make_shared<Connection>(*context_, listener, index, std::move(socket),
+                                                resolver_for(acceptor.get_executor()));
     } catch (const std::exception& e) {
       context_->release(index, source);
       spdlog::error("listener {}: connection not started: {}", listener.name, e.what());
@@ -265,6 +283,17 @@ int Server::run() {
         spdlog::info("certificates reloaded");
       } catch (const std::exception& e) {
         spdlog::error("certificates not reloaded, keeping the old ones: {}", e.what());
+      }
+      // The [[dkim]] keys apart: a key tern's user cannot read (it was read as
+      // root at start) must not stop a renewed certificate. New sessions get
+      // the new keys; all or nothing here too.
+      if (!config_.dkim.empty()) {
+        try {
+          context_->set_dkim_keys(DkimKeyring::load(config_));
+          spdlog::info("DKIM keys reloaded");
+        } catch (const std::exception& e) {
+          spdlog::error("DKIM keys not reloaded, keeping the old ones: {}", e.what());
+        }
       }
       signals.async_wait(on_signal);
       return;

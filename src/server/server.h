@@ -1,7 +1,8 @@
 // `tern serve`: the event loops (one per core, DESIGN.md principle 2), the
 // listeners with their acceptors, the spool and the logs, and the signals —
 // SIGTERM/SIGINT for a graceful stop (stop accepting, let sessions finish their
-// message, 421 to idle ones, flush the spool), SIGHUP to reload certificates.
+// message, 421 to idle ones, flush the spool), SIGHUP to reload certificates
+// and DKIM signing keys.
 #pragma once
 
 #include <asio/io_context.hpp>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "dns/resolver.h"
 #include "log/protocol_log.h"
 #include "log/tracking_log.h"
 #include "net/awaitable.h"
@@ -40,6 +42,8 @@ class Server {
   // The TLS context of each listener (null without TLS), read from its files.
   std::vector<std::shared_ptr<asio::ssl::context>> read_tls() const;
   void load_tls();
+  // The resolver of the event loop running executor (null: no sender checks).
+  dns::Resolver* resolver_for(const asio::any_io_executor& executor) const;
   void stop();
 
   config::Config config_;
@@ -49,6 +53,8 @@ class Server {
   std::unique_ptr<ServerContext> context_;
   std::unique_ptr<DeliveryService> delivery_;
   std::vector<std::unique_ptr<asio::io_context>> loops_;
+  // One per loop, when [sender_auth] verify is on; destroyed before the loops.
+  std::vector<std::unique_ptr<dns::Resolver>> resolvers_;
   // (listener index, acceptor); one per listener and loop
   std::vector<std::pair<std::size_t, std::unique_ptr<asio::ip::tcp::acceptor>>> acceptors_;
   std::atomic<bool> stopping_{false};

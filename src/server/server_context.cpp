@@ -31,6 +31,16 @@ void ServerContext::set_tls_context(std::size_t listener, std::shared_ptr<asio::
   tls_.at(listener) = std::move(c);
 }
 
+std::shared_ptr<const DkimKeyring> ServerContext::dkim_keys() const {
+  std::lock_guard lock(tls_mu_);
+  return dkim_keys_;
+}
+
+void ServerContext::set_dkim_keys(std::shared_ptr<const DkimKeyring> keys) {
+  std::lock_guard lock(tls_mu_);
+  dkim_keys_ = std::move(keys);
+}
+
 ServerContext::Admission ServerContext::admit(std::size_t listener,
                                               const asio::ip::address& source) {
   std::lock_guard lock(registry_mu_);

@@ -24,6 +24,7 @@
 #include "server/auth.h"
 #include "server/auth_throttle.h"
 #include "server/connection_limits.h"
+#include "server/message_auth.h"
 
 namespace tern::server {
 
@@ -70,6 +71,9 @@ class ServerContext {
   // The TLS context of a listener (null for tls = none); replaced on SIGHUP.
   std::shared_ptr<asio::ssl::context> tls_context(std::size_t listener) const;
   void set_tls_context(std::size_t listener, std::shared_ptr<asio::ssl::context> context);
+  // The [[dkim]] signing keys (null: none); replaced on SIGHUP.
+  std::shared_ptr<const DkimKeyring> dkim_keys() const;
+  void set_dkim_keys(std::shared_ptr<const DkimKeyring> keys);
 
   // Live connections, for shutdown and limits. admit() counts a new connection
   // from source, or says why it must be refused (a 421 4.3.2, SPEC §3); an
@@ -107,6 +111,7 @@ class ServerContext {
 
   mutable std::mutex tls_mu_;
   std::vector<std::shared_ptr<asio::ssl::context>> tls_;
+  std::shared_ptr<const DkimKeyring> dkim_keys_;
 
   struct Attached {
     std::weak_ptr<Connection> connection;

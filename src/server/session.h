@@ -7,7 +7,9 @@
 // smtp/replies.h. The verbs are split by group: session_hello.cpp (greeting,
 // EHLO/HELO, RSET, NOOP, VRFY, HELP, QUIT), session_mail.cpp (MAIL, RCPT and the
 // relay policy), session_data.cpp (DATA, BDAT, the message and its headers),
-// session_auth.cpp (STARTTLS, AUTH).
+// session_auth.cpp (STARTTLS, AUTH). Sender authentication (DKIM signing,
+// the sender checks) is fed the message in session_data.cpp through
+// message_auth.h; the checks that need DNS are kCheckSender, done by the caller.
 #pragma once
 
 #include <cstdint>
@@ -17,9 +19,12 @@
 #include <string_view>
 #include <vector>
 
+#include "auth/dkim_verify.h"
+#include "auth/sender_auth.h"
 #include "config/config.h"
 #include "queue/spool.h"
 #include "server/auth.h"
+#include "server/message_auth.h"
 #include "smtp/address.h"
 #include "smtp/command.h"
 #include "smtp/data_stream.h"
@@ -54,12 +59,37 @@ struct SessionEnv {
   bool tls_available = false;  // STARTTLS can be offered
   bool tls_active = false;     // the connection is already encrypted (implicit TLS)
   SessionObserver* observer = nullptr;
+  // [[dkim]]: mail from authenticated clients and relay networks is signed
+  // with these keys (null: no signing).
+  std::shared_ptr<const DkimKeyring> dkim_keys;
+  // [sender_auth] verify, with a resolver at hand: mail from other clients
+  // is checked (kCheckSender) before it is committed.
+  bool verify_senders = false;
 };
 
 // kStore: the message read so far is large; write it to the spool
 // (take_part(), then part_stored()) before reading more, so that memory per
 // connection stays bounded (SPEC §4 Robustness).
-enum class Action { kContinue, kNeedInput, kCommit, kStore, kStartTls, kVerifyCredentials, kClose };
+// kCheckSender: the message is complete; run its DKIM verification and the
+// sender checks (take_sender_check(), then sender_checked()) before kCommit.
+enum class Action {
+  kContinue,
+  kNeedInput,
+  kCommit,
+  kStore,
+  kStartTls,
+  kVerifyCredentials,
+  kCheckSender,
+  kClose
+};
+
+// What the sender checks of one message need: its DKIM verifier, fed the
+// whole message (finish() it with the resolver), and the SPF/DMARC inputs
+// (their dkim results to be filled from the verifier).
+struct SenderCheck {
+  std::unique_ptr<auth::DkimVerifier> dkim;
+  auth::SenderAuthInput input;
+};
 
 // A piece of the message being received, to be written with Spool::store_part.
 struct MessagePart {
@@ -86,6 +116,10 @@ class Session {
   // After Action::kStore: the part to write, then how it went.
   MessagePart take_part();
   Step part_stored(const queue::CommitResult& result);
+  // After Action::kCheckSender: what to check, then the verdict (kCommit, or
+  // the 550 5.7.509 of a DMARC reject with nothing stored).
+  SenderCheck take_sender_check();
+  Step sender_checked(const auth::SenderAuthVerdict& verdict);
   // Messages whose stored parts will never be committed (RSET, a refused or
   // abandoned message, the connection's end): the caller discards them.
   std::vector<std::uint64_t> take_abandoned();
@@ -126,6 +160,7 @@ class Session {
     std::optional<smtp::HeaderScan> headers;  // scanned before the first part is stored
     bool chunking = false;                    // BDAT used in this transaction
     bool too_big = false;
+    std::shared_ptr<MessageAuth> auth;  // made when the message's first octets are handed on
     std::uint64_t size() const { return stored + content.size(); }
   };
 
@@ -156,6 +191,7 @@ class Session {
   Step finish_message();
   bool should_store() const;
   std::string received_header(std::uint64_t id) const;
+  MessageAuth& message_auth();
 
   // session_auth.cpp
   Step cmd_starttls(std::string_view arg);
@@ -179,6 +215,7 @@ class Session {
   std::uint64_t committing_id_ = 0;
   std::uint32_t committing_parts_ = 0;
   std::string committing_message_id_;
+  std::optional<SenderCheck> sender_check_;  // between kCheckSender and sender_checked()
   std::uint32_t errors_ = 0;
   std::uint32_t auth_failures_ = 0;
   std::uint32_t messages_accepted_ = 0;

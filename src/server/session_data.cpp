@@ -1,6 +1,13 @@
 // DATA (RFC 5321 §4.1.1.4) and BDAT (RFC 3030): reading the message, then the
 // headers tern adds (Received:, RFC 5321 §4.4; Message-ID: when missing) and
 // the hand-over to the spool. The reply comes only after the spool has synced.
+// On the way, the content passes through MessageAuth (message_auth.h): the
+// header fields only tern may write are removed before the first part is
+// stored, and the message is DKIM-signed or its sender checked. The prefix
+// stored above the message is, from the top: DKIM-Signature (signing; it
+// covers the message as sent on, not tern's Received) or
+// Authentication-Results and X-Tern-Dmarc (checking), then Received, then the
+// Message-ID tern adds (signed with the rest).
 #include "server/session.h"
 #include "smtp/headers.h"
 #include "smtp/replies.h"
@@ -45,9 +52,30 @@ bool Session::should_store() const {
   return tx_.content.size() >= kPartSize && !tx_.too_big && !tx_.store_failed;
 }
 
+MessageAuth& Session::message_auth() {
+  if (!tx_.auth) {
+    auto mode = MessageAuth::Mode::kNone;
+    if (may_relay()) {
+      if (env_.dkim_keys && !env_.dkim_keys->empty()) mode = MessageAuth::Mode::kSign;
+    } else if (env_.verify_senders) {
+      mode = MessageAuth::Mode::kVerify;
+    }
+    std::string mail_from = tx_.sender.str();
+    std::size_t at = mail_from.rfind('@');
+    tx_.auth = std::make_shared<MessageAuth>(
+        mode, env_.config->hostname, env_.dkim_keys.get(),
+        at == std::string::npos ? std::string() : util::to_lower(mail_from.substr(at + 1)),
+        std::chrono::duration_cast<std::chrono::seconds>(
+            std::chrono::system_clock::now().time_since_epoch())
+            .count());
+  }
+  return *tx_.auth;
+}
+
 MessagePart Session::take_part() {
   if (tx_.id == 0) tx_.id = env_.spool->next_id();
   if (!tx_.headers) tx_.headers = smtp::scan_headers(tx_.content);
+  tx_.content = message_auth().pass(std::move(tx_.content), false);
   MessagePart part{tx_.id, ++tx_.parts, std::move(tx_.content)};
   tx_.stored += part.bytes.size();
   tx_.content = std::string();
@@ -156,6 +184,8 @@ std::string Session::received_header(std::uint64_t id) const {
 
 Step Session::finish_message() {
   auto scan = tx_.headers ? *tx_.headers : smtp::scan_headers(tx_.content);
+  MessageAuth& auth = message_auth();
+  tx_.content = auth.pass(std::move(tx_.content), true);
   if (scan.received_count >= kMaxReceivedHeaders) {
     reset_transaction();
     return answer(replies::kRoutingLoop);
@@ -165,12 +195,20 @@ Step Session::finish_message() {
   e.id = tx_.id ? tx_.id : env_.spool->next_id();
   pending_.parts = tx_.parts;
   pending_.prefix = received_header(e.id);
+  std::string added;  // header fields tern adds to the message itself
   if (scan.message_id) {
     // Kept as sent (bytes), but no longer than a header line may be (RFC 5322 §2.1.1).
     e.message_id = scan.message_id->substr(0, kMaxMessageIdLength);
   } else {
     e.message_id = "<" + util::random_uuid() + "@" + env_.config->hostname + ">";
-    pending_.prefix += "Message-ID: " + e.message_id + "\r\n";
+    added = "Message-ID: " + e.message_id + "\r\n";
+    pending_.prefix += added;
+  }
+  if (auth.mode() == MessageAuth::Mode::kSign) {
+    std::string signature = auth.signature(added);
+    if (!signature.empty() && env_.observer)
+      env_.observer->info("DKIM-signed for " + auth.signing_domain());
+    pending_.prefix = signature + pending_.prefix;
   }
   e.sender = tx_.sender.str();
   e.recipients = std::move(tx_.recipients);
@@ -183,8 +221,44 @@ Step Session::finish_message() {
   e.client_helo = helo_;
   e.listener = env_.listener->name;
   e.auth_user = auth_user_;
-  e.size = pending_.prefix.size() + tx_.size();
   pending_.content = std::move(tx_.content);
+  e.size = pending_.prefix.size() + tx_.stored + pending_.content.size();
+  if (auth.mode() == MessageAuth::Mode::kVerify) {
+    SenderCheck check;
+    check.dkim = auth.take_verifier();
+    check.input.client_ip = env_.client.address;
+    check.input.helo = helo_;
+    check.input.mail_from = e.sender;
+    check.input.from_domain = auth.from();
+    sender_check_ = std::move(check);
+    return {std::nullopt, Action::kCheckSender};
+  }
+  return {std::nullopt, Action::kCommit};
+}
+
+SenderCheck Session::take_sender_check() {
+  SenderCheck check = std::move(*sender_check_);
+  sender_check_.reset();
+  return check;
+}
+
+Step Session::sender_checked(const auth::SenderAuthVerdict& verdict) {
+  using SenderAction = auth::SenderAuthVerdict::Action;
+  std::string domain = tx_.auth ? tx_.auth->from() : std::string();
+  if (verdict.action == SenderAction::kReject && env_.config->sender_auth.dmarc_reject) {
+    // Nothing is stored: the parts already written are discarded.
+    if (env_.observer) env_.observer->info("refused by DMARC: " + verdict.reason);
+    pending_ = queue::NewMessage{};
+    reset_transaction();
+    return answer(replies::dmarc_reject(util::printable(domain, 253, util::Keep::kAscii)));
+  }
+  std::string top = verdict.header;
+  if (verdict.action == SenderAction::kQuarantine) {
+    top += "X-Tern-Dmarc: quarantine\r\n";
+    if (env_.observer) env_.observer->info("DMARC quarantine: " + verdict.reason);
+  }
+  pending_.prefix = top + pending_.prefix;
+  pending_.envelope.size += top.size();
   return {std::nullopt, Action::kCommit};
 }
 

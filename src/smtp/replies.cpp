@@ -42,6 +42,12 @@ Reply queued(std::string_view message_id, std::uint64_t internal_id, std::string
   return Reply(250, "2.6.0", text);
 }
 
+Reply dmarc_reject(std::string_view domain) {
+  return Reply(550, "5.7.509",
+               "Access denied, sending domain " + std::string(domain) +
+                   " does not pass DMARC verification and has a DMARC policy of reject.");
+}
+
 Reply chunk_received(std::uint64_t octets) {
   return Reply(250, "2.0.0", std::to_string(octets) + " octets received");
 }

@@ -74,6 +74,8 @@ inline const Reply kBinaryNeedsBdat{503, "5.5.1", "BINARYMIME requires BDAT"};
 inline const Reply kLocalError{451, "4.3.0", "Local error in processing, try again later"};
 Reply queued(std::string_view message_id, std::uint64_t internal_id, std::string_view host);
 Reply chunk_received(std::uint64_t octets);  // 250 2.0.0 for a BDAT chunk that is not LAST
+// SPEC §3: the message fails DMARC and its domain publishes p=reject (RFC 7489 §6.6.2).
+Reply dmarc_reject(std::string_view domain);
 
 // STARTTLS / AUTH (RFC 3207, RFC 4954)
 inline const Reply kTlsReady{220, "2.0.0", "SMTP server ready"};

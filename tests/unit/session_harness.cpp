@@ -42,6 +42,16 @@ void SessionHarness::rebuild() {
   session_ = std::make_unique<server::Session>(env_);
 }
 
+void SessionHarness::set_dkim_keys(std::shared_ptr<const server::DkimKeyring> keys) {
+  env_.dkim_keys = std::move(keys);
+  rebuild();
+}
+
+void SessionHarness::set_verify_senders(bool on) {
+  env_.verify_senders = on;
+  rebuild();
+}
+
 void SessionHarness::set_tls_available(bool available) {
   env_.tls_available = available;
   rebuild();
@@ -65,6 +75,11 @@ std::string SessionHarness::feed(std::string_view bytes) {
         step = session_->part_stored(spool_.store_part(part.id, part.seq, part.bytes));
       } else if (step.action == server::Action::kVerifyCredentials) {
         step = session_->credentials_verified(session_->verify_credentials());
+      } else if (step.action == server::Action::kCheckSender) {
+        server::SenderCheck check = session_->take_sender_check();
+        if (check.dkim) check.input.dkim = check.dkim->finish_with(dkim_keys_txt);
+        last_check = check.input;
+        step = session_->sender_checked(verdict);
       } else {
         break;
       }

@@ -3,7 +3,9 @@
 // password checks run inline, so a test reads like the SMTP dialogue it checks.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -40,6 +42,15 @@ class SessionHarness {
   queue::MemorySpool& spool() { return spool_; }
   const config::Config& config() const { return config_; }
   void set_tls_available(bool available);
+  // Sender authentication: signing keys, checks on, the verdict the checks
+  // give, the DKIM key records they find; what the last check was given.
+  void set_dkim_keys(std::shared_ptr<const server::DkimKeyring> keys);
+  void set_verify_senders(bool on);
+  auth::SenderAuthVerdict verdict;
+  std::function<dns::TxtResult(const std::string&)> dkim_keys_txt = [](const std::string& name) {
+    return dns::TxtResult::failure(dns::DnsError::kNxDomain, name);
+  };
+  std::optional<auth::SenderAuthInput> last_check;
 
  private:
   void rebuild();
