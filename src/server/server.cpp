@@ -18,6 +18,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "dns/caching_resolver.h"
 #include "dns/resolver_cares.h"
 #include "net/endpoint.h"
 #include "net/event_loop.h"
@@ -119,12 +120,16 @@ Server::Server(config::Config config, const std::function<void()>& before_spool)
     if (tls[i]) context_->set_tls_context(i, tls[i]);
   context_->set_dkim_keys(std::move(dkim_keys));
   // The sender checks look up DNS from the loop of their connection: one
-  // resolver per inbound loop (c-ares channels are not shared between threads).
+  // resolver per inbound loop (c-ares channels are not shared between
+  // threads), each behind the one TTL cache every lookup shares.
   if (config_.sender_auth.verify) {
     dns::CaresOptions dns_options;
     dns_options.servers = config_.dns.servers;
-    for (auto& loop : loops_)
-      resolvers_.push_back(std::make_unique<dns::CaresResolver>(loop->get_executor(), dns_options));
+    for (auto& loop : loops_) {
+      cares_.push_back(std::make_unique<dns::CaresResolver>(loop->get_executor(), dns_options));
+      resolvers_.push_back(
+          std::make_unique<dns::CachingResolver>(*cares_.back(), dns::DnsCache::shared()));
+    }
   }
   delivery_ = std::make_unique<DeliveryService>(config_, *spool_, *tracking_log_,
                                                 context_->blocking_pool());

@@ -54,7 +54,8 @@ class Server {
   std::unique_ptr<DeliveryService> delivery_;
   std::vector<std::unique_ptr<asio::io_context>> loops_;
   // One per loop, when [sender_auth] verify is on; destroyed before the loops.
-  std::vector<std::unique_ptr<dns::Resolver>> resolvers_;
+  std::vector<std::unique_ptr<dns::Resolver>> cares_;      // one per inbound loop
+  std::vector<std::unique_ptr<dns::Resolver>> resolvers_;  // cares_ behind the shared cache
   // (listener index, acceptor); one per listener and loop
   std::vector<std::pair<std::size_t, std::unique_ptr<asio::ip::tcp::acceptor>>> acceptors_;
   std::atomic<bool> stopping_{false};

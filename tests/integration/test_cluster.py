@@ -37,6 +37,8 @@ address = "postmaster@example.test"
 maildir = "{maildir}-postmaster"
 [log]
 directory = "log"
+[sender_auth]
+verify = false
 [queue]
 retry = ["1s"]
 [delivery]
