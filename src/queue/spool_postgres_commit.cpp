@@ -200,7 +200,15 @@ net::awaitable<void> PgSpool::commit_loop() {
       want_ids = std::exchange(want_ids_, false);
     }
     bool renew_now = std::exchange(renew_due_, false);
-    if (!unknown_adds_.empty() && writer_->connected()) co_await forget_unknown_adds();
+    if (!unknown_adds_.empty() && writer_->connected()) {
+      std::string failure;
+      try {
+        co_await forget_unknown_adds();
+      } catch (const std::exception& e) {
+        failure = e.what();
+      }
+      if (!failure.empty()) spdlog::error("spool: the committer failed: {}", failure);
+    }
     if (jobs.empty() && !want_ids && !renew_now) {
       if (closing) break;
       // Reconnects in the background after a loss, with backoff.
@@ -213,34 +221,57 @@ net::awaitable<void> PgSpool::commit_loop() {
       co_await signal_->async_wait(net::use_tuple);
       continue;
     }
-    co_await ensure_connected(true);
-    std::vector<Job*> changes;
-    std::vector<std::uint64_t> releases;
-    for (auto& j : jobs) {
-      if (j.kind == Job::Kind::kChange) changes.push_back(&j);
-      if (j.kind == Job::Kind::kRelease) releases.push_back(j.id);
+    // Nothing thrown here may end the committer or leave a caller waiting.
+    std::string failure;
+    try {
+      co_await work(jobs, want_ids, renew_now);
+    } catch (const std::exception& e) {
+      failure = e.what();
     }
-    co_await write_changes(changes, releases);
-    for (auto& j : jobs)
-      if (j.kind == Job::Kind::kClaim) co_await run_claim(j);
-    if (renew_now) co_await renew();
-    if (want_ids) {
-      std::optional<std::uint64_t> block;
-      try {
-        std::vector<pg::Query> q{{sql::kNextBlock, {}, false}};
-        auto r = co_await writer_->pipeline(std::move(q));
-        if (r.size() == 1 && r[0].ok()) block = static_cast<std::uint64_t>(r[0].integer(0, 0));
-      } catch (const pg::ConnectionLost&) {
-      }
-      if (block) {
-        ids_.add(*block);
-      } else {
-        ids_.failed();  // next_id() reserves one itself if it runs out
+    if (!failure.empty()) {
+      spdlog::error("spool: the committer failed: {}", failure);
+      for (auto& j : jobs) {
+        if (j.done) call(std::exchange(j.done, nullptr), {SpoolStatus::kError, failure});
+        if (j.claimed) std::exchange(j.claimed, nullptr)({});
       }
     }
   }
-  co_await release_all();
+  try {
+    co_await release_all();
+  } catch (const std::exception& e) {
+    spdlog::warn("spool: releasing this node's leases failed: {}", e.what());
+  }
   drained_.set_value();
+}
+
+// One round of the committer: the changes and releases in one transaction,
+// then the claims, the lease renewal and an id block when they are due.
+net::awaitable<void> PgSpool::work(std::vector<Job>& jobs, bool want_ids, bool renew_now) {
+  co_await ensure_connected(true);
+  std::vector<Job*> changes;
+  std::vector<std::uint64_t> releases;
+  for (auto& j : jobs) {
+    if (j.kind == Job::Kind::kChange) changes.push_back(&j);
+    if (j.kind == Job::Kind::kRelease) releases.push_back(j.id);
+  }
+  co_await write_changes(changes, releases);
+  for (auto& j : jobs)
+    if (j.kind == Job::Kind::kClaim) co_await run_claim(j);
+  if (renew_now) co_await renew();
+  if (want_ids) {
+    std::optional<std::uint64_t> block;
+    try {
+      std::vector<pg::Query> q{{sql::kNextBlock, {}, false}};
+      auto r = co_await writer_->pipeline(std::move(q));
+      if (r.size() == 1 && r[0].ok()) block = static_cast<std::uint64_t>(r[0].integer(0, 0));
+    } catch (const pg::ConnectionLost&) {
+    }
+    if (block) {
+      ids_.add(*block);
+    } else {
+      ids_.failed();  // next_id() reserves one itself if it runs out
+    }
+  }
 }
 
 // The changes in one transaction, then their callbacks. When a statement
@@ -255,14 +286,16 @@ net::awaitable<void> PgSpool::write_changes(std::vector<Job*>& changes,
     for (auto* job : changes) {
       std::vector<Job*> one{job};
       auto e = co_await write_transaction(one, no_releases);
-      call(job->done, e ? CommitResult{SpoolStatus::kError, *e} : CommitResult{});
+      call(std::exchange(job->done, nullptr),
+           e ? CommitResult{SpoolStatus::kError, *e} : CommitResult{});
     }
     std::vector<Job*> no_changes;
     if (!releases.empty()) co_await write_transaction(no_changes, releases);
     co_return;
   }
   for (auto* job : changes)
-    call(job->done, error ? CommitResult{SpoolStatus::kError, *error} : CommitResult{});
+    call(std::exchange(job->done, nullptr),
+         error ? CommitResult{SpoolStatus::kError, *error} : CommitResult{});
 }
 
 // One transaction in one round trip; nullopt when it committed, else why
@@ -439,7 +472,7 @@ net::awaitable<void> PgSpool::run_claim(Job& job) {
     }
   }
   try {
-    job.claimed(std::move(out));
+    std::exchange(job.claimed, nullptr)(std::move(out));
   } catch (const std::exception& e) {
     spdlog::error("spool: a claim callback failed: {}", e.what());
   }

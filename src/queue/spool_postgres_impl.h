@@ -80,6 +80,7 @@ class PgSpool final : public Spool {
   void start_committer();
   void signal();
   net::awaitable<void> commit_loop();
+  net::awaitable<void> work(std::vector<Job>& jobs, bool want_ids, bool renew_now);
   net::awaitable<void> ensure_connected(bool forced);
   net::awaitable<void> write_changes(std::vector<Job*>& changes,
                                      std::vector<std::uint64_t>& releases);
