@@ -1,7 +1,8 @@
-// The PostgreSQL spool's committer: one thread, one event loop, one asynchronous
-// connection. Every pending change goes into one transaction sent as one
-// pipeline (group commit, synchronous_commit on); then claims, lease renewal
-// and id blocks. A second connection LISTENs for tern_queue (on_queued).
+// The PostgreSQL spool's committer: one thread, one event loop, asynchronous
+// connections. Every pending change goes into one transaction sent as one
+// pipeline (group commit, synchronous_commit on): new mail on the accept
+// connection, the rest (then claims, lease renewal, id blocks) on the writer.
+// A third connection LISTENs for tern_queue (on_queued).
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
