@@ -205,6 +205,13 @@ def multi_host_conninfo(*clusters):
             "target_session_attrs=read-write connect_timeout=5")
 
 
+def tern_config(conninfo, listeners=(("default", ""),), extra="", delivery=None):
+    """ternlib.base_config with the spool in PostgreSQL at conninfo."""
+    from ternlib import base_config
+    text = base_config(listeners, extra=extra, delivery=delivery)
+    return text.replace("[spool]\n", f'[spool]\nbackend = "postgres"\npostgres = "{conninfo}"\n', 1)
+
+
 @pytest.fixture
 def pg():
     """A private PostgreSQL with database and role tern; standbys made with

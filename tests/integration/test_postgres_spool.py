@@ -12,14 +12,13 @@ import smtplib
 import subprocess
 import time
 
-from delivery_env import maildir_files, wait_for_maildir, wait_until
-from pgcluster import multi_host_conninfo, pg  # noqa: F401 (pg: the fixture)
-from ternlib import QUEUED, TERN, Client, TernServer, base_config, free_port
+from delivery_env import wait_for_maildir, wait_until
+from pgcluster import multi_host_conninfo, pg, tern_config  # noqa: F401 (pg: the fixture)
+from ternlib import QUEUED, TERN, Client, TernServer, free_port
 
 
 def pg_config(conninfo, delivery=None, extra=""):
-    text = base_config([("default", "")], extra=extra, delivery=delivery)
-    return text.replace("[spool]\n", f'[spool]\nbackend = "postgres"\npostgres = "{conninfo}"\n', 1)
+    return tern_config(conninfo, extra=extra, delivery=delivery)
 
 
 def start_tern(tmp_path, conninfo, delivery=None, name="tern"):
