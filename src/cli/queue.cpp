@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <variant>
 
 #include "cli/commands.h"
 #include "cli/json_output.h"
@@ -189,6 +190,47 @@ std::int64_t now_ms() {
       .count();
 }
 
+// What action does to one message, added to change.
+void change_for(const config::Config& config, queue::Spool& spool, const std::string& action,
+                queue::Envelope e, queue::SpoolChange& change) {
+  if (action == "retry") {
+    e.held.clear();
+    e.next_attempt_ms = now_ms();
+    change.update.push_back(e);
+  } else if (action == "delete") {
+    change.remove.push_back(e.id);
+  } else {
+    queue::AttemptRecorder recorder(config, spool);
+    auto result =
+        recorder.fail_pending(e, spool.content(e.id).value_or(""),
+                              smtp::Reply(550, "5.0.0", "Bounced by the administrator"), now_ms());
+    for (auto& m : result.change.add) change.add.push_back(std::move(m));
+    change.remove.push_back(e.id);
+  }
+}
+
+// One message's envelope for an action; a quarantined one can only be deleted.
+std::variant<queue::Envelope, std::string> target(queue::Spool& spool, const std::string& action,
+                                                  std::uint64_t id) {
+  std::optional<queue::Envelope> e;
+  try {
+    e = spool.find(id);
+  } catch (const std::exception& ex) {
+    if (action != "delete")
+      return "error: " + std::to_string(id) + " cannot be read (" + ex.what() +
+             "); it stays held: tern queue delete removes it";
+    e = queue::unreadable_envelope(id, ex.what());
+  }
+  if (!e) return "error: no message with InternalId " + std::to_string(id) + " in the queue";
+  return *e;
+}
+
+const char* done_text(const std::string& action) {
+  return action == "retry"    ? "will be tried now"
+         : action == "delete" ? "deleted"
+                              : "returned to the sender";
+}
+
 // With no server running: the same actions, straight on the spool.
 std::string act_on_spool(const config::Config& config, const std::string& action,
                          const QueueOptions& o) {
@@ -198,51 +240,86 @@ std::string act_on_spool(const config::Config& config, const std::string& action
   if (o.all) {
     targets = spool->list();
   } else {
-    std::optional<queue::Envelope> e;
-    try {
-      e = spool->find(o.id);
-    } catch (const std::exception& ex) {
-      // Quarantined: only deleting it (with its content) is possible.
-      if (action != "delete")
-        return "error: " + std::to_string(o.id) + " cannot be read (" + ex.what() +
-               "); it stays held: tern queue delete removes it";
-      e = queue::unreadable_envelope(o.id, ex.what());
-    }
-    if (!e) return "error: no message with InternalId " + std::to_string(o.id) + " in the queue";
-    targets.push_back(*e);
+    auto t = target(*spool, action, o.id);
+    if (auto* error = std::get_if<std::string>(&t)) return *error;
+    targets.push_back(std::get<queue::Envelope>(t));
   }
   queue::SpoolChange change;
+  std::size_t n = 0;
   for (auto& e : targets) {
-    if (action == "retry") {
-      if (o.all && !e.held.empty()) continue;  // a held message is released one by one
-      e.held.clear();
-      e.next_attempt_ms = now_ms();
-      change.update.push_back(e);
-    } else if (action == "delete") {
-      change.remove.push_back(e.id);
-    } else {
-      queue::AttemptRecorder recorder(config, *spool);
-      auto result = recorder.fail_pending(e, spool->content(e.id).value_or(""),
-                                          smtp::Reply(550, "5.0.0", "Bounced by the administrator"),
-                                          now_ms());
-      for (auto& m : result.change.add) change.add.push_back(std::move(m));
-      change.remove.push_back(e.id);
-    }
+    if (action == "retry" && o.all && !e.held.empty()) continue;  // released one by one
+    change_for(config, *spool, action, e, change);
+    ++n;
   }
   auto r = spool->apply_and_wait(std::move(change));
   spool->close();
   if (r.status != queue::SpoolStatus::kOk) return "error: " + r.error;
-  std::string what = action == "retry"    ? "will be tried when tern serve starts"
-                     : action == "delete" ? "deleted"
-                                          : "returned to the sender";
-  return "ok: " + std::to_string(targets.size()) + " message(s) " + what + " (no server running)";
+  std::string what = action == "retry" ? "will be tried when tern serve starts" : done_text(action);
+  return "ok: " + std::to_string(n) + " message(s) " + what + " (no server running)";
+}
+
+// The cluster's queue (SPEC §6), from any node: each message is leased to
+// this command while it acts; one another node is delivering gets the action
+// recorded, carried out by the node that claims it when that lease ends.
+std::string act_on_shared(const config::Config& config, const std::string& action,
+                          const QueueOptions& o) {
+  become_spool_user(config, server::Prepare::kCreate);
+  auto spool = queue::open_spool(config, queue::OpenMode::kAdmin);
+  std::vector<std::uint64_t> ids;
+  if (o.all) {
+    for (const auto& e : spool->list())
+      if (e.held.empty()) ids.push_back(e.id);  // a held message is released one by one
+  } else {
+    ids.push_back(o.id);
+  }
+  std::size_t done = 0, later = 0;
+  std::string error;
+  for (auto id : ids) {
+    auto taken = spool->take(id, action);
+    if (taken == queue::TakeResult::kLeased) {
+      ++later;
+      continue;
+    }
+    if (taken == queue::TakeResult::kMissing) {
+      if (!o.all)
+        error = "error: no message with InternalId " + std::to_string(id) + " in the queue";
+      continue;
+    }
+    auto t = target(*spool, action, id);
+    if (auto* e = std::get_if<std::string>(&t)) {
+      error = *e;
+      spool->release(id);
+      continue;
+    }
+    queue::SpoolChange change;
+    change_for(config, *spool, action, std::get<queue::Envelope>(t), change);
+    auto r = spool->apply_and_wait(std::move(change));
+    spool->release(id);
+    if (r.status != queue::SpoolStatus::kOk) {
+      error = "error: " + r.error;
+      continue;
+    }
+    ++done;
+  }
+  spool->close();
+  if (!error.empty()) return error;
+  std::string out = "ok: " + std::to_string(done) + " message(s) " + done_text(action);
+  if (later)
+    out += "; " + std::to_string(later) +
+           " being delivered by a node of the cluster: done when that attempt ends";
+  return out;
 }
 
 int act(const QueueOptions& o, const std::string& action) {
   auto config = config::load(o.config);
   std::string line = action + " " + (o.all ? std::string("all") : std::to_string(o.id));
-  auto answer = server::control_request(config.spool.path, config.user, line);
-  if (!answer) answer = act_on_spool(config, action, o);
+  std::optional<std::string> answer;
+  if (config.spool.backend == "postgres") {
+    answer = act_on_shared(config, action, o);
+  } else {
+    answer = server::control_request(config.spool.path, config.user, line);
+    if (!answer) answer = act_on_spool(config, action, o);
+  }
   bool ok = answer->rfind("ok: ", 0) == 0;
   if (ok) {
     std::printf("%s\n", answer->c_str() + 4);

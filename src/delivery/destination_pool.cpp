@@ -88,6 +88,7 @@ ClientOptions DestinationPool::options(const std::string& peer_name, bool lmtp,
                                        std::optional<TimePoint> deadline) const {
   ClientOptions o;
   o.deadline = deadline;
+  o.may_commit = gate_;
   o.helo_name = config_.delivery.helo_name.empty() ? config_.hostname : config_.delivery.helo_name;
   o.peer_name = peer_name;
   o.lmtp = lmtp;

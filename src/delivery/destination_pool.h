@@ -19,6 +19,7 @@
 #include <asio/steady_timer.hpp>
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <list>
 #include <memory>
 #include <optional>
@@ -64,8 +65,11 @@ class DestinationPool {
                                                              Transaction t);
   // Closes the kept connections (shutdown).
   net::awaitable<void> close_idle();
+  // Asked before each transaction's end of data (ClientOptions::may_commit).
+  void set_commit_gate(std::function<bool()> gate) { gate_ = std::move(gate); }
 
  private:
+  std::function<bool()> gate_;
   struct Hop {
     std::string name;  // for reports and SNI
     asio::ip::tcp::endpoint endpoint;

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "delivery/maildir.h"
+#include "delivery/smtp_client_wire.h"
 #include "smtp/address.h"
 #include "util/text.h"
 
@@ -20,6 +21,8 @@ net::awaitable<Outcome> Dispatcher::to_maildir(const config::Mailbox& mailbox,
                                                std::string_view content,
                                                const std::string& recipient, std::size_t index,
                                                bool may_be_repeat) {
+  if (gate_ && !gate_())
+    co_return Outcome::temporary_failure(Scope::kRecipient, lease_lost_reply(mailbox.address), {});
   // The task owns copies: it may outlive this coroutine if the server stops.
   MaildirMessage m{{}, envelope.sender, recipient, config_.hostname};
   m.id = envelope.id;  // the file name makes a repeated delivery find the first
@@ -32,6 +35,11 @@ net::awaitable<Outcome> Dispatcher::to_maildir(const config::Mailbox& mailbox,
     co_return deliver_to_maildir(path, m);
   };
   co_return co_await asio::co_spawn(blocking_, std::move(task), asio::use_awaitable);
+}
+
+void Dispatcher::set_commit_gate(std::function<bool()> gate) {
+  gate_ = gate;
+  pool_.set_commit_gate(std::move(gate));
 }
 
 net::awaitable<void> Dispatcher::deliver(const queue::Envelope& envelope, std::string_view content,

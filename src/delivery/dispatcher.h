@@ -13,6 +13,7 @@
 
 #include <asio/any_io_executor.hpp>
 #include <asio/thread_pool.hpp>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -35,6 +36,9 @@ class Dispatcher final : public Deliverer {
   net::awaitable<void> deliver(const queue::Envelope& envelope, std::string_view content,
                                const std::vector<std::size_t>& recipients, bool may_be_repeat,
                                GroupReport report) override;
+  // Asked before each local or remote delivery completes; false: a
+  // temporary failure instead (a cluster node whose lease may have run out).
+  void set_commit_gate(std::function<bool()> gate);
 
  private:
   net::awaitable<Outcome> to_maildir(const config::Mailbox& mailbox,
@@ -49,6 +53,7 @@ class Dispatcher final : public Deliverer {
   const config::Config& config_;
   asio::thread_pool& blocking_;
   DestinationPool& pool_;
+  std::function<bool()> gate_;
 };
 
 }  // namespace tern::delivery

@@ -17,6 +17,7 @@
 #include <asio/any_io_executor.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/ssl/context.hpp>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -48,6 +49,10 @@ struct ClientOptions {
   bool lmtp = false;                        // LHLO, and one reply per recipient after DATA
   Transcript transcript;                    // optional
   std::optional<TimePoint> deadline;        // the attempt's time budget ends here
+  // Asked just before the end of data goes out (the final dot, the last
+  // piece of BDAT LAST): false means the transaction must not be completed
+  // (a cluster node whose lease on the message may have run out, SPEC §6).
+  std::function<bool()> may_commit;
 };
 
 struct Capabilities {

@@ -136,20 +136,32 @@ net::awaitable<bool> Transaction::send_content(std::string_view command, std::st
   if (options_.transcript)
     options_.transcript(Direction::kSent,
                         "(message content, " + std::to_string(content.size()) + " octets)");
-  bool ok = true;
+  bool ok = true, refused = false;
+  // The piece that completes the transaction goes out only if may_commit agrees.
+  auto may_finish = [&] {
+    refused = options_.may_commit && !options_.may_commit();
+    return !refused;
+  };
   if (binary) {
-    for (std::size_t pos = 0; ok && pos < content.size(); pos += kContentPiece)
+    for (std::size_t pos = 0; ok && pos < content.size(); pos += kContentPiece) {
+      if (pos + kContentPiece >= content.size() && !may_finish()) break;
       ok = co_await connection_.send(content.substr(pos, kContentPiece),
                                      options_.timeouts.data_block);
+    }
   } else {
     DotStuffer stuffer(content);
     std::string piece;
     while (ok && !stuffer.done()) {
       stuffer.next(piece, kContentPiece);
+      if (stuffer.done() && !may_finish()) break;
       ok = co_await connection_.send(piece, options_.timeouts.data_block);
     }
   }
   connection_.set_transcript(options_.transcript);
+  if (refused) {
+    lost(Outcome::temporary_failure(Scope::kConnection, lease_lost_reply(peer_name_), peer_name_));
+    co_return false;
+  }
   if (!ok) {
     lost(Outcome::temporary_failure(
         Scope::kConnection, send_failed_reply(peer_name_, "the message content"), peer_name_));

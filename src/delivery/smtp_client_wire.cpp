@@ -133,4 +133,10 @@ smtp::Reply send_failed_reply(std::string_view peer, std::string_view sending) {
       "Lost connection with " + std::string(peer) + " while sending " + std::string(sending));
 }
 
+smtp::Reply lease_lost_reply(std::string_view peer) {
+  return smtp::Reply(451, "4.4.0",
+                     "Not finished with " + std::string(peer) +
+                         ": this node's lease on the message may have run out (cluster)");
+}
+
 }  // namespace tern::delivery

@@ -62,5 +62,8 @@ smtp::Reply lost_reply(const ReadResult& result, std::string_view peer,
                        std::string_view waiting_for);
 // 451 4.4.2 for a write that failed; sending is e.g. "the message content".
 smtp::Reply send_failed_reply(std::string_view peer, std::string_view sending);
+// 451 4.4.0: the end of data was not sent because this node's lease on the
+// message may have run out (ClientOptions::may_commit said no).
+smtp::Reply lease_lost_reply(std::string_view peer);
 
 }  // namespace tern::delivery

@@ -23,12 +23,6 @@ std::int64_t system_now_ms() {
 }
 }  // namespace
 
-bool Scheduler::only_local(const Envelope& e) {
-  for (const auto& r : e.recipients)
-    if (!r.done() && !r.local) return false;
-  return true;
-}
-
 std::string Scheduler::held_reason(std::uint64_t id, const std::string& what) {
   return "held: processing failed inside tern (" + util::printable(what) +
          "); release with tern queue retry " + std::to_string(id);
@@ -43,9 +37,12 @@ Scheduler::Scheduler(asio::any_io_executor executor, const config::Config& confi
       deliverer_(deliverer),
       clock_(clock ? std::move(clock) : Clock(system_now_ms)),
       recorder_(config, spool),
-      due_timer_(executor) {}
+      due_timer_(executor),
+      shared_(spool.shared()),
+      poll_timer_(executor) {}
 
 std::size_t Scheduler::load() {
+  if (shared_) return 0;  // the cluster's queue: claimed as it becomes due
   std::size_t n = 0;
   for (const auto& e : spool_.list()) {
     if (!e.held.empty()) {  // waits for the administrator, never removed here
@@ -66,7 +63,86 @@ std::size_t Scheduler::load() {
 }
 
 void Scheduler::start() {
+  if (shared_) {
+    spool_.on_queued([this] { asio::post(executor_, [this] { signal_due(); }); });
+    asio::post(executor_, [this] { poll(); });
+  }
   look_again();
+}
+
+void Scheduler::poll() {
+  if (stopped_) return;
+  signal_due();
+  auto every = std::min<std::uint64_t>(2000, config_.cluster.lease_ms / 3);
+  poll_timer_.expires_after(std::chrono::milliseconds(every));
+  poll_timer_.async_wait([this](std::error_code ec) {
+    if (!ec) poll();
+  });
+}
+
+void Scheduler::signal_due() {
+  more_due_local_ = more_due_remote_ = true;
+  claim_more();
+}
+
+// Each lane is asked for as many as it has room for, and only while there may
+// be more of its kind to claim: a full lane keeps its flag until a slot frees.
+void Scheduler::claim_more() {
+  if (!shared_ || stopped_ || claiming_) return;
+  auto room = [](std::size_t limit, std::size_t busy) { return limit > busy ? limit - busy : 0; };
+  std::size_t local = more_due_local_ ? room(config_.delivery.max_local_deliveries,
+                                             running_local_ + due_local_.size())
+                                      : 0;
+  std::size_t remote = more_due_remote_ ? room(config_.delivery.max_connections,
+                                               running_ - running_local_ + due_.size())
+                                        : 0;
+  if (local == 0 && remote == 0) return;  // asked again when a slot frees (look_now)
+  if (local) more_due_local_ = false;
+  if (remote) more_due_remote_ = false;
+  claiming_ = true;
+  auto work = std::make_shared<asio::executor_work_guard<asio::any_io_executor>>(executor_);
+  spool_.claim(local, remote, [this, work, local, remote](std::vector<Claim> got) {
+    asio::post(work->get_executor(), [this, got = std::move(got), local, remote]() mutable {
+      claimed(std::move(got), local, remote);
+    });
+  });
+}
+
+void Scheduler::claimed(std::vector<Claim> got, std::size_t local, std::size_t remote) {
+  claiming_ = false;
+  std::size_t got_local = 0;
+  for (const auto& c : got) got_local += c.local ? 1 : 0;
+  if (local && got_local == local) more_due_local_ = true;  // a full batch: perhaps more
+  if (remote && got.size() - got_local == remote) more_due_remote_ = true;
+  std::int64_t now = clock_();
+  for (auto& c : got) {
+    auto [it, created] = entries_.try_emplace(c.id);
+    if (stopped_ || !created) {  // leased already (cannot happen) or shutting down
+      if (created) entries_.erase(it);
+      if (stopped_) spool_.release(c.id);
+      continue;
+    }
+    it->second.local = c.local;
+    it->second.due = now;
+    if (c.action == "delete" || c.action == "bounce") {  // asked while another node held it
+      auto after = c.action == "delete" ? Entry::After::kDelete : Entry::After::kBounce;
+      claim(c.id);
+      asio::co_spawn(executor_, owned(c.id, after),
+                     [id = c.id](std::exception_ptr e, std::string reply) {
+                       if (e) reply = "failed";
+                       spdlog::info("queue {}: administrator's action: {}", id, reply);
+                     });
+      continue;
+    }
+    due_of(it->second).insert({now, c.id});
+  }
+  look_again();
+  claim_more();
+}
+
+void Scheduler::forget(std::uint64_t id) {
+  entries_.erase(id);
+  if (shared_) spool_.release(id);
 }
 
 // The boundary of one message's processing: whatever throws while it is being
@@ -111,7 +187,7 @@ net::awaitable<void> Scheduler::attempt(std::uint64_t id) {
   --running_;
   if (auto it = entries_.find(id); it != entries_.end() && it->second.running_local)
     --running_local_;
-  entries_.erase(id);
+  forget(id);
   timer_.cancel();
   if (stopped_ && running_ == 0 && on_idle_) std::exchange(on_idle_, nullptr)();
 }
@@ -135,30 +211,49 @@ net::awaitable<bool> Scheduler::hold(std::uint64_t id, std::string reason) {
   co_return true;
 }
 
-void Scheduler::enqueue(std::uint64_t id) {
+void Scheduler::enqueue(std::uint64_t id, std::optional<bool> local) {
   bool first = false;
   {
     std::lock_guard lock(incoming_mutex_);
     first = incoming_.empty();
-    incoming_.push_back(id);
+    incoming_.push_back({id, local});
   }
-  if (first) asio::post(executor_, [this] { take_incoming(); });
+  if (!first) return;
+  if (shared_) {  // the cluster's queue: claimed like any other node's mail
+    asio::post(executor_, [this] {
+      {
+        std::lock_guard lock(incoming_mutex_);
+        incoming_.clear();
+      }
+      signal_due();
+    });
+    return;
+  }
+  asio::post(executor_, [this] { take_incoming(); });
 }
 
 void Scheduler::take_incoming() {
-  std::vector<std::uint64_t> ids;
+  std::vector<std::pair<std::uint64_t, std::optional<bool>>> ids;
   {
     std::lock_guard lock(incoming_mutex_);
     ids.swap(incoming_);
   }
   std::int64_t now = clock_();
-  for (auto id : ids) schedule(id, now, true);
+  for (auto [id, local] : ids) schedule(id, now, true, local);
 }
 
-void Scheduler::schedule(std::uint64_t id, std::int64_t due, bool fresh) {
+void Scheduler::schedule(std::uint64_t id, std::int64_t due, bool fresh,
+                         std::optional<bool> local) {
+  if (shared_ && !entries_.count(id)) {  // not leased here (a notice just made): claim it
+    signal_due();
+    return;
+  }
   auto [it, created] = entries_.try_emplace(id);
   auto& e = it->second;
-  if (created) {
+  if (created && local) {
+    e.fresh = fresh;
+    e.local = *local;
+  } else if (created) {
     e.fresh = fresh;
     try {
       auto env = spool_.find(id);
@@ -198,6 +293,7 @@ void Scheduler::look_now() {
   } catch (const std::exception& e) {  // never let the queue stop: log and look again
     spdlog::error("scheduler: {}", e.what());
   }
+  claim_more();
   arm(clock_());
 }
 
@@ -264,7 +360,9 @@ void Scheduler::finish_attempt(std::uint64_t id, const Ended& ended) {
     it->second.running = false;
     if (stopped_ && it->second.unwritten) hand_back(id, *it->second.unwritten);
     if (ended.gone && !it->second.unwritten) {
-      entries_.erase(it);
+      forget(id);
+    } else if (shared_ && !it->second.unwritten && after == Entry::After::kNothing) {
+      forget(id);  // the next attempt (next_attempt in the spool) may run on any node
     } else if (after == Entry::After::kDelete || after == Entry::After::kBounce) {
       // Asked for after the attempt's last write had gone out: done now,
       // owning the message before anything else can start on it (if it
@@ -303,6 +401,7 @@ void Scheduler::hand_back(std::uint64_t id, const Unwritten& u) {
 void Scheduler::stop(std::function<void()> on_idle) {
   stopped_ = true;
   timer_.cancel();
+  poll_timer_.cancel();
   // Outcomes whose write failed: one more try before exit (the spool drains
   // what it was given before it closes).
   for (auto& [id, e] : entries_)

@@ -22,6 +22,13 @@
 // only for the earliest future due time of a lane with room and is re-armed
 // only when that time moves earlier (each re-arm is a timerfd_settime(2),
 // costly on a busy loop).
+//
+// On a shared spool (PostgreSQL, SPEC §6) the queue is the cluster's: the
+// scheduler indexes only the messages its node has leased. It claims due
+// messages (Spool::claim) as far as its lanes have room, when told that mail
+// was queued (enqueue, the spool's notification, a notice it made) and every
+// few seconds, since notifications can be lost; it releases each message when
+// its attempt ends, so the next attempt may run on any node.
 #pragma once
 
 #include <asio/any_io_executor.hpp>
@@ -60,8 +67,9 @@ class Scheduler {
   std::size_t load();
   // Starts the timer; call from the loop or before it runs.
   void start();
-  // A new message is in the spool, due now. Any thread.
-  void enqueue(std::uint64_t id);
+  // A new message is in the spool, due now. Any thread. local: every
+  // recipient is local (saves reading the envelope back); unknown: read.
+  void enqueue(std::uint64_t id, std::optional<bool> local = std::nullopt);
 
   // Administrator's actions; the reply is one line for `tern queue`.
   // retry releases a held message; nullopt: every scheduled message (held ones stay held).
@@ -77,8 +85,6 @@ class Scheduler {
   void wake() { timer_.cancel(); }
 
  private:
-  // The local lane's messages: every recipient still to do is one of ours.
-  static bool only_local(const Envelope& e);
   static std::string held_reason(std::uint64_t id, const std::string& what);
 
   // Outcomes known but not yet in the spool (a write failed): written again
@@ -122,10 +128,19 @@ class Scheduler {
   };
 
   // fresh: the message is new in this process (Entry::fresh), when created.
-  void schedule(std::uint64_t id, std::int64_t due, bool fresh = false);
+  void schedule(std::uint64_t id, std::int64_t due, bool fresh = false,
+                std::optional<bool> local = std::nullopt);
   void take_incoming();
   void look_again();  // look_now() soon, once for every call made before it runs
   void look_now();    // start_due(), then arm() for what is due later
+  // Shared spool: there may be due messages to claim; claim_more() asks the
+  // spool for as many as the lanes have room for, one claim at a time.
+  void signal_due();
+  void claim_more();
+  void claimed(std::vector<Claim> got, std::size_t local, std::size_t remote);
+  void poll();
+  // The entry leaves this node's index (shared spool: its lease is released).
+  void forget(std::uint64_t id);
   void arm(std::int64_t now);
   void start_due();
   std::optional<std::pair<std::uint64_t, bool>> next_due(std::int64_t now);  // (id, local lane)
@@ -179,7 +194,7 @@ class Scheduler {
   std::int64_t armed_ms_ = kNotArmed;  // when due_timer_ fires (clock ms)
   bool look_pending_ = false;
   std::mutex incoming_mutex_;
-  std::vector<std::uint64_t> incoming_;  // enqueued, not yet taken by the loop
+  std::vector<std::pair<std::uint64_t, std::optional<bool>>> incoming_;  // enqueued, not yet taken
   std::unordered_map<std::uint64_t, Entry> entries_;
   // (due, id) of entries not running, by lane
   std::set<std::pair<std::int64_t, std::uint64_t>> due_, due_local_;
@@ -188,6 +203,12 @@ class Scheduler {
   std::size_t running_local_ = 0;
   bool stopped_ = false;
   std::function<void()> on_idle_;
+  // Shared spool
+  const bool shared_;
+  bool claiming_ = false;        // a claim is on its way
+  bool more_due_local_ = false;  // there may be due messages to claim, by lane
+  bool more_due_remote_ = false;
+  asio::steady_timer poll_timer_;
 };
 
 }  // namespace tern::queue

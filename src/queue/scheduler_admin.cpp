@@ -30,8 +30,8 @@ void Scheduler::release(std::uint64_t id, bool removed) {
   admin_.erase(id);
   auto it = entries_.find(id);
   if (it == entries_.end()) return;
-  if (removed) {
-    entries_.erase(it);
+  if (removed || shared_) {  // shared spool: the next attempt may run on any node
+    forget(id);
     return;
   }
   it->second.running = false;

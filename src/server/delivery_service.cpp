@@ -26,6 +26,9 @@ DeliveryService::DeliveryService(const config::Config& config, queue::Spool& spo
   pool_ = std::make_unique<delivery::DestinationPool>(ex, config, *resolver_,
                                                       tls::client_context(false));
   dispatcher_ = std::make_unique<delivery::Dispatcher>(ex, config, blocking, *pool_);
+  if (spool.shared())  // a cluster node completes no delivery once its lease may be gone
+    dispatcher_->set_commit_gate(
+        [&spool] { return std::chrono::steady_clock::now() < spool.leases_until(); });
   scheduler_ = std::make_unique<queue::Scheduler>(ex, config, spool, tracking, *dispatcher_);
   control_ = std::make_unique<ControlSocket>(ex, config.spool.path, *scheduler_);
   enabled_ = config.delivery.enabled;
@@ -53,8 +56,8 @@ void DeliveryService::start() {
   });
 }
 
-void DeliveryService::enqueue(std::uint64_t id) {
-  if (enabled_) scheduler_->enqueue(id);
+void DeliveryService::enqueue(std::uint64_t id, bool local) {
+  if (enabled_) scheduler_->enqueue(id, local);
 }
 
 void DeliveryService::stop(std::chrono::milliseconds grace) {

@@ -70,6 +70,30 @@ class TestSpool final : public Spool {
   }
   void close() override {}
 
+  // A shared spool (shared = true): leases as PostgreSQL does, by the test's clock.
+  bool shared() const override { return shared_mode; }
+  void claim(std::size_t local, std::size_t remote, ClaimCallback done) override {
+    ++claims;
+    std::vector<Claim> got;
+    for (auto& [id, m] : messages_) {
+      const Envelope& e = m.first;
+      bool action = actions.count(id) > 0;
+      if (leased.count(id) || other_node.count(id) || !e.held.empty()) continue;
+      if (!action && e.next_attempt_ms > *clock) continue;
+      bool is_local = true;
+      for (const auto& r : e.recipients) is_local = is_local && (r.done() || r.local);
+      std::size_t& room = is_local ? local : remote;
+      if (room == 0) continue;
+      --room;
+      leased.insert(id);
+      got.push_back({id, is_local, action ? actions[id] : ""});
+      actions.erase(id);
+    }
+    done(std::move(got));
+  }
+  void release(std::uint64_t id) override { leased.erase(id); }
+  void on_queued(std::function<void()> wake) override { notify = std::move(wake); }
+
   // Applies every held write, in order.
   void release() {
     while (!held_.empty()) {
@@ -92,6 +116,13 @@ class TestSpool final : public Spool {
   }
   std::size_t held() const { return held_.size(); }
 
+  bool shared_mode = false;
+  const std::int64_t* clock = nullptr;
+  std::set<std::uint64_t> leased;      // by this node
+  std::set<std::uint64_t> other_node;  // leased by another node
+  std::map<std::uint64_t, std::string> actions;
+  std::function<void()> notify;
+  int claims = 0;
   bool hold_writes = false;
   bool unavailable = false;  // reads throw SpoolUnavailable (closed after a write error)
   int fail_next = 0;
@@ -600,6 +631,87 @@ TEST_F(SchedulerTest, StopWaitsForTheRunningAttemptAndItsWrites) {
   settle();
   EXPECT_TRUE(idle);
   EXPECT_FALSE(spool.find(id));
+}
+
+}  // namespace
+}  // namespace tern::queue
+
+namespace tern::queue {
+namespace {
+
+// A node of a cluster (shared spool, SPEC §6): only what it leased is
+// delivered, each message is released when its attempt ends, the lanes bound
+// how much it claims, and an administrator's action recorded while another
+// node held the message is carried out by the node that claims it next.
+class SharedSchedulerTest : public SchedulerTest {
+ protected:
+  void SetUp() override {
+    SchedulerTest::SetUp();
+    spool.shared_mode = true;
+    spool.clock = &now;
+  }
+  void notify() {
+    ASSERT_TRUE(spool.notify);
+    spool.notify();
+    settle();
+  }
+};
+
+TEST_F(SharedSchedulerTest, ClaimsWhatIsDueAndReleasesItWhenTheAttemptEnds) {
+  deliverer.script = [](const std::string&) { return deferred(); };
+  auto id = queue({"bob@fabrikam.test"});
+  start();
+  EXPECT_EQ(deliverer.calls, 1);
+  EXPECT_TRUE(spool.leased.empty());  // released: the next attempt may run on any node
+  EXPECT_EQ(spool.find(id)->next_attempt_ms, now + 1 * kMinute);
+  EXPECT_EQ(deliverer.repeats, std::vector<bool>{true});  // another node may have tried it
+  advance(30 * kSecond);
+  notify();
+  EXPECT_EQ(deliverer.calls, 1);  // not due yet
+  advance(30 * kSecond);
+  notify();
+  EXPECT_EQ(deliverer.calls, 2);
+}
+
+TEST_F(SharedSchedulerTest, AMessageAnotherNodeHoldsIsNotDeliveredHere) {
+  auto id = queue({"kate@example.test"});
+  spool.other_node.insert(id);
+  start();
+  auto second = queue({"kate@example.test"});
+  EXPECT_EQ(deliverer.calls, 1);
+  EXPECT_EQ(deliverer.seen.at(0).first.id, second);
+  spool.other_node.erase(id);  // that node's lease ran out
+  notify();
+  EXPECT_EQ(deliverer.calls, 2);
+  EXPECT_FALSE(spool.find(id));
+}
+
+TEST_F(SharedSchedulerTest, ClaimsNoMoreThanTheLanesHaveRoomFor) {
+  config.delivery.max_connections = 2;
+  deliverer.slow.insert("fabrikam.test");
+  start();
+  for (int i = 0; i < 5; ++i) queue({"bob@fabrikam.test"});
+  EXPECT_EQ(spool.leased.size(), 2u);
+  EXPECT_EQ(deliverer.waiting, 2);
+  deliverer.open();
+  settle();
+  EXPECT_EQ(deliverer.delivered["bob@fabrikam.test"], 5);
+  EXPECT_TRUE(spool.leased.empty());
+  EXPECT_TRUE(spool.list().empty());
+}
+
+TEST_F(SharedSchedulerTest, AnActionAskedWhileAnotherNodeHeldTheMessageIsDoneByTheNextClaimer) {
+  start();
+  auto id = queue({"bob@fabrikam.test"}, 0, now + 10 * kMinute);  // not due for a while
+  auto bounced = queue({"carol@fabrikam.test"}, 0, now + 10 * kMinute);
+  spool.actions[id] = "delete";
+  spool.actions[bounced] = "bounce";
+  notify();
+  EXPECT_EQ(deliverer.calls, 1);  // only the failure notice of the bounce
+  EXPECT_FALSE(spool.find(id));
+  EXPECT_FALSE(spool.find(bounced));
+  EXPECT_EQ(deliverer.notices("carol@fabrikam.test"), 1);
+  EXPECT_TRUE(spool.leased.empty());
 }
 
 }  // namespace

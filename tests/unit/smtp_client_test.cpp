@@ -646,6 +646,39 @@ TEST(SmtpClient, SilenceAfterTheFinalDot) {
   EXPECT_FALSE(server.received.ends_with("QUIT\r\n"));  // the connection was dropped
 }
 
+// A cluster node whose lease may have run out never completes the transaction:
+// the content goes out up to, not including, the final dot, and the
+// connection is dropped, so the peer discards the message (SPEC §6).
+TEST(SmtpClient, NoFinalDotWhenTheLeaseMayBeGone) {
+  asio::io_context io;
+  FakeServer server(io, {kGreeting, ehlo_reply("SIZE"), "250 ok\r\n", "250 ok\r\n", "354 go\r\n"});
+  auto options = test_options();
+  int asked = 0;
+  options.may_commit = [&asked] {
+    ++asked;
+    return false;
+  };
+  auto r = deliver(server, io, {message({"b@example.test"})}, options);
+  EXPECT_EQ(asked, 1);
+  expect_outcome(r.outcomes.at(0).at(0), 0, Status::kTemporary, Scope::kConnection, 451);
+  EXPECT_EQ(r.outcomes.at(0).at(0).outcome.reply.enhanced, "4.4.0");
+  EXPECT_EQ(server.received.find("\r\n.\r\n"), std::string::npos);
+  EXPECT_FALSE(r.reusable.at(0));
+}
+
+TEST(SmtpClient, BdatLastIsNotCompletedWhenTheLeaseMayBeGone) {
+  asio::io_context io;
+  FakeServer server(io, {kGreeting, ehlo_reply("PIPELINING BINARYMIME CHUNKING"), "250 ok\r\n",
+                         "250 ok\r\n", "250 2.0.0 got it\r\n"});
+  auto m = message({"b@example.test"}, std::string("A\r\n\0\xff\n", 7));
+  m.envelope.body = smtp::BodyType::kBinaryMime;
+  auto options = test_options();
+  options.may_commit = [] { return false; };
+  auto r = deliver(server, io, {m}, options);
+  expect_outcome(r.outcomes.at(0).at(0), 0, Status::kTemporary, Scope::kConnection, 451);
+  EXPECT_FALSE(server.received.ends_with(std::string("\xff\n")));  // the chunk is incomplete
+}
+
 TEST(SmtpClient, PeerClosesMidData) {
   asio::io_context io;
   FakeServer server(io, {kGreeting, ehlo_reply("PIPELINING"), "250 ok\r\n", "550 5.1.1 no\r\n",
