@@ -13,7 +13,7 @@ import subprocess
 import time
 
 from delivery_env import wait_for_maildir, wait_until
-from pgcluster import multi_host_conninfo, pg, tern_config  # noqa: F401 (pg: the fixture)
+from pgcluster import multi_host_conninfo, tern_config
 from ternlib import QUEUED, TERN, Client, TernServer, free_port
 
 
