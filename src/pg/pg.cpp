@@ -15,11 +15,16 @@ namespace {
 std::string one_line(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
   std::string out;
+  bool line_start = false;
   for (char c : s) {
     if (c == '\n') {
       out += "; ";
-    } else if (c != '\r') {
+      line_start = true;
+    } else if (c == '\r' || (line_start && (c == ' ' || c == '\t'))) {
+      continue;
+    } else {
       out += c;
+      line_start = false;
     }
   }
   return out;

@@ -246,9 +246,11 @@ void PgSpool::close() {
   // Coroutines still waiting (LISTEN) are destroyed with the loop, before
   // the connections they use.
   signal_.reset();
+  accept_signal_.reset();
   io_.reset();
   listener_.reset();
   writer_.reset();
+  accepters_.clear();
 }
 
 }  // namespace postgres_spool

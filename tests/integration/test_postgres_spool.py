@@ -12,14 +12,13 @@ import smtplib
 import subprocess
 import time
 
-from delivery_env import maildir_files, wait_for_maildir, wait_until
-from pgcluster import multi_host_conninfo, pg  # noqa: F401 (pg: the fixture)
-from ternlib import QUEUED, TERN, Client, TernServer, base_config, free_port
+from delivery_env import wait_for_maildir, wait_until
+from pgcluster import multi_host_conninfo, tern_config
+from ternlib import QUEUED, TERN, Client, TernServer, free_port
 
 
 def pg_config(conninfo, delivery=None, extra=""):
-    text = base_config([("default", "")], extra=extra, delivery=delivery)
-    return text.replace("[spool]\n", f'[spool]\nbackend = "postgres"\npostgres = "{conninfo}"\n', 1)
+    return tern_config(conninfo, extra=extra, delivery=delivery)
 
 
 def start_tern(tmp_path, conninfo, delivery=None, name="tern"):
@@ -140,6 +139,10 @@ def test_database_stopped_in_a_session_gives_4xx_then_mail_is_accepted_again(pg,
         c.send(b"Subject: during\r\n\r\nlost\r\n.\r\n")
         reply = c.reply()
         assert reply.startswith("451 4.3.0"), reply
+    # The queue tools say so in one line.
+    listed = tern.queue("list")
+    assert listed.returncode != 0 and len(listed.stderr.strip().splitlines()) == 1, listed.stderr
+    assert f"port={pg.port}" in listed.stderr
     pg.start()
     # Nothing of it was stored: only the mail from before is there.
     assert pg.sql("SELECT count(*) FROM messages") == "1"
@@ -162,7 +165,7 @@ def test_the_shared_calls_against_a_real_database(pg):
     out = subprocess.run([str(unit), "--gtest_filter=PostgresSpool.*"], capture_output=True, text=True,
                          timeout=300, env={**os.environ, "TERN_TEST_POSTGRES": pg.conninfo})
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
-    assert "[  PASSED  ] 4 tests." in out.stdout and "SKIPPED" not in out.stdout, out.stdout
+    assert "[  PASSED  ] 5 tests." in out.stdout and "SKIPPED" not in out.stdout, out.stdout
 
 
 def test_the_spool_follows_a_promoted_standby(pg, tmp_path):

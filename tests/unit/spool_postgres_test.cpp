@@ -157,6 +157,22 @@ TEST_F(PostgresSpool, AWriteUnderALeaseTakenSinceIsSkipped) {
   EXPECT_EQ(sql("SELECT count(*) FROM chunks"), "0");
 }
 
+TEST_F(PostgresSpool, ARestartedNodeFreesWhatItsEarlierProcessHeld) {
+  auto a = open("node-a");
+  empty_queue();
+  auto id = add(*a, true, "x\r\n");
+  a->close();
+  // node-r died holding it (its lease would last an hour more).
+  sql("UPDATE messages SET lease_owner = 'node-r', lease_expiry = now() + interval '1 hour'");
+  auto b = open("node-b");
+  EXPECT_TRUE(claim(*b, 1, 0).empty());
+  auto r = open("node-r");  // the same node, started again
+  EXPECT_EQ(sql("SELECT count(*) FROM messages WHERE lease_owner IS NOT NULL"), "0");
+  auto got = claim(*b, 1, 0);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, id);
+}
+
 TEST_F(PostgresSpool, TakeLeasesOrRecordsTheAction) {
   auto a = open("node-a");
   empty_queue();
