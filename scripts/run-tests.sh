@@ -25,7 +25,9 @@ count() {  # count SUITE PASSED FAILED EXIT [SKIPPED]
 }
 
 echo "== unit tests (ASan + UBSan)"
-out=$(build-asan/unit_tests --gtest_brief=1 2>&1); rc=$?
+# PostgresSpool.* need a live database: tests/integration/test_postgres_spool.py
+# starts one and runs them there (so they are counted with the integration tests).
+out=$(build-asan/unit_tests --gtest_brief=1 --gtest_filter=-PostgresSpool.* 2>&1); rc=$?
 echo "$out" | tail -5
 p=$(echo "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -1)
 f=$(echo "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -1)
