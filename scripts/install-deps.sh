@@ -26,6 +26,9 @@ packages=(
   # private instance from a temp folder; the system service is not used)
   dovecot-core dovecot-lmtpd
   procps psmisc
+  # tests: PostgreSQL 15 for the shared spool (tests/integration/pgcluster.py runs a
+  # private cluster from a temp folder; the system cluster is not used)
+  postgresql-15
   # tests: fault injection (libfiu's fiu-run/fiu-ctrl: EIO from fsync/write)
   # and RocksDB's ldb (a damaged envelope record for the quarantine test)
   fiu-utils rocksdb-tools

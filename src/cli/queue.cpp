@@ -100,7 +100,8 @@ void become_spool_user(const config::Config& config, server::Prepare prepare) {
 
 std::unique_ptr<queue::Spool> open_for_reading(const QueueOptions& o) {
   auto config = config::load(o.config);
-  become_spool_user(config, server::Prepare::kExisting);
+  // A shared spool is read from its database, from any node: no folder here.
+  if (config.spool.backend != "postgres") become_spool_user(config, server::Prepare::kExisting);
   return queue::open_spool(config, queue::OpenMode::kReadOnly);
 }
 

@@ -38,6 +38,13 @@ net::awaitable<bool> Connection::wait(Wait what, std::chrono::steady_clock::time
   int fd = PQsocket(conn_);
   if (fd < 0) lost("");
   auto sd = std::make_shared<asio::posix::stream_descriptor>(executor_, fd);
+  // Released, never closed, even when the loop is destroyed with this wait pending.
+  struct Release {
+    std::shared_ptr<asio::posix::stream_descriptor>& sd;
+    ~Release() {
+      if (sd && sd->is_open()) sd->release();
+    }
+  } release{sd};
   asio::steady_timer timer(executor_);
   bool timed_out = false;
   if (deadline != std::chrono::steady_clock::time_point::max()) {
@@ -56,7 +63,7 @@ net::awaitable<bool> Connection::wait(Wait what, std::chrono::steady_clock::time
   auto [ec] = co_await sd->async_wait(type, net::use_tuple);
   timer.cancel();
   sd->release();  // libpq's socket: never closed here
-  sd.reset();
+  sd.reset();     // the timer's handler, if already queued, finds it gone
   if (timed_out) co_return false;
   if (ec && ec != asio::error::operation_aborted) lost("waiting for the database: " + ec.message());
   co_return true;

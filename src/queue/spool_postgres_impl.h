@@ -1,0 +1,127 @@
+// Internal to the PostgreSQL spool: the PgSpool class, shared by its sources:
+// spool_postgres.cpp (open, schema, reads, parts, take, close) and
+// spool_postgres_commit.cpp (the committer thread: group commit, claims,
+// lease renewal, LISTEN). The statements are in spool_postgres_sql.h.
+#pragma once
+
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "net/awaitable.h"
+#include "net/event_loop.h"
+#include "pg/async.h"
+#include "pg/blocking.h"
+#include "queue/spool.h"
+#include "queue/spool_postgres.h"
+#include "queue/spool_postgres_ids.h"
+
+namespace tern::queue::postgres_spool {
+
+class PgSpool final : public Spool {
+ public:
+  PgSpool(const config::Config& config, OpenMode mode);
+  ~PgSpool() override;
+
+  std::uint64_t next_id() override;
+  bool has_room(std::uint64_t) override { return true; }  // the database's disk is its DBA's
+  void apply(SpoolChange change, CommitCallback done) override;
+  CommitResult store_part(std::uint64_t id, std::uint32_t seq, std::string_view bytes) override;
+  std::vector<Envelope> list() override;
+  std::optional<Envelope> find(std::uint64_t id) override;
+  std::optional<std::string> content(std::uint64_t id) override;
+  void close() override;
+
+  bool shared() const override { return true; }
+  void claim(std::size_t local, std::size_t remote, ClaimCallback done) override;
+  void release(std::uint64_t id) override;
+  TakeResult take(std::uint64_t id, const std::string& action) override;
+  void on_queued(std::function<void()> wake) override;
+  std::chrono::steady_clock::time_point leases_until() const override;
+
+ private:
+  // Work for the committer, in the order it was asked for.
+  struct Job {
+    enum class Kind { kChange, kRelease, kClaim } kind = Kind::kChange;
+    SpoolChange change;
+    CommitCallback done;
+    std::uint64_t id = 0;  // kRelease
+    std::size_t local = 0, remote = 0;
+    ClaimCallback claimed;
+  };
+  // A message leased to this process: its epoch, and what find() and
+  // content() answer without asking the database.
+  struct Lease {
+    std::int64_t epoch = 0;
+    std::optional<Envelope> envelope;  // nullopt: undecodable (error)
+    std::string error;
+    std::string content;
+  };
+
+  // spool_postgres.cpp
+  void migrate();
+  void check_schema();
+  std::uint64_t reserve_block_blocking();
+  void hold(std::uint64_t id, std::int64_t epoch, std::string_view envelope, std::string content);
+
+  // spool_postgres_commit.cpp
+  void start_committer();
+  void signal();
+  net::awaitable<void> commit_loop();
+  net::awaitable<void> ensure_connected(bool forced);
+  net::awaitable<void> write_changes(std::vector<Job*>& changes, std::vector<std::uint64_t>& releases);
+  net::awaitable<std::optional<std::string>> write_transaction(std::vector<Job*>& changes,
+                                                               const std::vector<std::uint64_t>& releases);
+  net::awaitable<void> run_claim(Job& job);
+  net::awaitable<void> renew();
+  net::awaitable<void> release_all();
+  net::awaitable<void> listen_loop();
+  net::awaitable<void> renew_timer();
+  void add_statements(std::vector<pg::Query>& q, const SpoolChange& change, bool& due);
+  std::optional<std::int64_t> epoch_of(std::uint64_t id);
+
+  config::Config config_;
+  OpenMode mode_;
+  std::string owner_;  // lease_owner: the node's name (a queue tool: name/tool-pid)
+  std::chrono::milliseconds lease_;
+  pg::BlockingConnection reads_;  // list, find, content, take, the schema
+  pg::BlockingConnection parts_;  // streamed parts: synchronous_commit off
+  IdBlocks ids_;
+
+  std::mutex mu_;  // jobs_, closing_, wake_
+  std::vector<Job> jobs_;
+  bool closing_ = false;
+  bool want_ids_ = false;
+  std::function<void()> wake_;
+
+  mutable std::mutex leases_mu_;
+  std::unordered_map<std::uint64_t, Lease> leases_;
+  std::chrono::steady_clock::time_point leases_until_{};
+
+  // The committer: its own thread and event loop; io_ first, destroyed last.
+  std::unique_ptr<asio::io_context> io_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+  std::unique_ptr<asio::steady_timer> signal_;
+  std::unique_ptr<pg::Connection> writer_;
+  std::unique_ptr<pg::Connection> listener_;
+  std::thread thread_;
+  std::promise<void> drained_;
+  bool renew_due_ = false;  // committer thread only
+  bool ever_connected_ = false;
+  std::chrono::steady_clock::time_point retry_at_{};
+  std::chrono::milliseconds backoff_{250};
+};
+
+}  // namespace tern::queue::postgres_spool

@@ -1,0 +1,188 @@
+// Internal to the PostgreSQL spool: its schema (version kSchemaVersion, created
+// and migrated under an advisory lock) and every statement it runs. Content is
+// stored as chunk rows of at most kChunk bytes: seq = part << 20 | piece, part 0
+// the prefix, 1..n the streamed parts, n+1 the rest (as the RocksDB spool).
+#pragma once
+
+#include <cstdint>
+
+namespace tern::queue::postgres_spool::sql {
+
+inline constexpr int kSchemaVersion = 1;
+inline constexpr std::int64_t kChunk = 256 * 1024;
+// pg_advisory_xact_lock key of the schema migration ("tern").
+inline constexpr const char* kLock = "SELECT pg_advisory_xact_lock(1952805486)";
+
+inline constexpr const char* kSchemaTable =
+    "CREATE TABLE IF NOT EXISTS tern_schema (version integer NOT NULL)";
+inline constexpr const char* kSchemaVersionQuery = "SELECT max(version) FROM tern_schema";
+inline constexpr const char* kSchemaTableExists = "SELECT to_regclass('tern_schema') IS NOT NULL";
+
+// Version 1. Times the scheduler compares are Unix milliseconds (next_attempt);
+// leases use the database's clock (now()), the same for every node.
+inline constexpr const char* kSchemaV1[] = {
+    R"(CREATE TABLE messages (
+         id bigint PRIMARY KEY,
+         envelope bytea NOT NULL,
+         next_attempt bigint NOT NULL,
+         local boolean NOT NULL,
+         held text,
+         lease_owner text,
+         lease_expiry timestamptz,
+         lease_epoch bigint NOT NULL DEFAULT 0,
+         action text,
+         parts integer NOT NULL DEFAULT 0,
+         created timestamptz NOT NULL DEFAULT now()))",
+    "CREATE INDEX messages_due ON messages (local, next_attempt) WHERE held IS NULL",
+    "CREATE INDEX messages_owner ON messages (lease_owner) WHERE lease_owner IS NOT NULL",
+    R"(CREATE TABLE chunks (
+         message_id bigint NOT NULL,
+         seq bigint NOT NULL,
+         data bytea NOT NULL,
+         PRIMARY KEY (message_id, seq)))",
+    R"(CREATE TABLE deliveries (
+         message_id bigint NOT NULL,
+         idx integer NOT NULL,
+         address text NOT NULL,
+         state text NOT NULL,
+         attempts integer NOT NULL DEFAULT 0,
+         last_reply text,
+         PRIMARY KEY (message_id, idx)))",
+    R"(CREATE TABLE events (
+         id bigserial PRIMARY KEY,
+         at timestamptz NOT NULL DEFAULT now(),
+         message_id bigint,
+         node text,
+         kind text NOT NULL,
+         detail jsonb))",
+    "CREATE INDEX events_message ON events (message_id)",
+    // Each nextval() reserves 1000 ids (IdBlocks); ids look like the RocksDB
+    // spool's: they start at the Unix time in milliseconds of the creation.
+    "CREATE SEQUENCE tern_ids INCREMENT BY 1000 MINVALUE 1 START WITH 1",
+    "SELECT setval('tern_ids', (extract(epoch FROM now()) * 1000)::bigint / 1000 * 1000)",
+    // A streamed message is committed only with every part present: a part
+    // written (unsynced) to a primary that failed over since may be lost.
+    R"(CREATE FUNCTION tern_parts_present(m bigint, n bigint) RETURNS void
+       LANGUAGE plpgsql AS $$
+       BEGIN
+         IF (SELECT count(DISTINCT seq >> 20) FROM chunks
+             WHERE message_id = m AND seq >> 20 BETWEEN 1 AND n) <> n THEN
+           RAISE EXCEPTION 'parts of message % are missing', m;
+         END IF;
+       END $$)",
+    "INSERT INTO tern_schema (version) VALUES (1)",
+};
+
+inline constexpr const char* kNextBlock = "SELECT nextval('tern_ids')";
+
+// $1 id, $2 part, $3 bytes: the part as chunk rows of kChunk bytes.
+inline constexpr const char* kInsertChunks =
+    "INSERT INTO chunks (message_id, seq, data) "
+    "SELECT $1::bigint, ($2::bigint << 20) + i, substring($3::bytea FROM i * 262144 + 1 FOR 262144) "
+    "FROM generate_series(0, greatest(0, (length($3::bytea) - 1) / 262144)) AS i "
+    "ON CONFLICT (message_id, seq) DO UPDATE SET data = excluded.data";
+
+// $1 id, $2 envelope, $3 next_attempt, $4 local, $5 held, $6 parts.
+inline constexpr const char* kInsertMessage =
+    "INSERT INTO messages (id, envelope, next_attempt, local, held, parts) "
+    "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET envelope = excluded.envelope, "
+    "next_attempt = excluded.next_attempt, local = excluded.local, held = excluded.held";
+
+inline constexpr const char* kPartsPresent = "SELECT tern_parts_present($1, $2)";
+
+// $1 id, $2 addresses, $3 states, $4 attempts, $5 last replies (arrays).
+inline constexpr const char* kUpsertDeliveries =
+    "INSERT INTO deliveries (message_id, idx, address, state, attempts, last_reply) "
+    "SELECT $1::bigint, u.i - 1, u.a, u.s, u.n, u.r "
+    "FROM unnest($2::text[], $3::text[], $4::int[], $5::text[]) WITH ORDINALITY AS u(a, s, n, r, i) "
+    "ON CONFLICT (message_id, idx) DO UPDATE SET address = excluded.address, "
+    "state = excluded.state, attempts = excluded.attempts, last_reply = excluded.last_reply";
+
+// Whether this writer may change message id: with the epoch of its lease
+// ($E, $O: the epoch and owner), only while it still holds that lease;
+// without one (a write from no claim), only while no live lease holds it.
+#define TERN_LEASED(E, O)                                                            \
+  "(CASE WHEN " E "::bigint IS NULL THEN lease_owner IS NULL OR lease_expiry < now() " \
+  "ELSE lease_owner = " O "::text AND lease_epoch = " E "::bigint END)"
+
+// $1 id, $2 envelope, $3 next_attempt, $4 local, $5 held, $6 epoch, $7 owner,
+// $8..$11 the deliveries' arrays. Returns the rows written (0: lease taken).
+inline constexpr const char* kUpdateMessage =
+    "WITH m AS (UPDATE messages SET envelope = $2, next_attempt = $3, local = $4, held = $5 "
+    "WHERE id = $1 AND " TERN_LEASED("$6", "$7") " RETURNING id), "
+    "d AS (INSERT INTO deliveries (message_id, idx, address, state, attempts, last_reply) "
+    "SELECT m.id, u.i - 1, u.a, u.s, u.n, u.r FROM m, "
+    "unnest($8::text[], $9::text[], $10::int[], $11::text[]) WITH ORDINALITY AS u(a, s, n, r, i) "
+    "ON CONFLICT (message_id, idx) DO UPDATE SET address = excluded.address, "
+    "state = excluded.state, attempts = excluded.attempts, last_reply = excluded.last_reply) "
+    "SELECT count(*) FROM m";
+
+// $1 id, $2 epoch, $3 owner. Returns the rows removed (0: lease taken).
+inline constexpr const char* kRemoveMessage =
+    "WITH m AS (DELETE FROM messages WHERE id = $1 AND " TERN_LEASED("$2", "$3") " RETURNING id), "
+    "c AS (DELETE FROM chunks WHERE message_id IN (SELECT id FROM m)), "
+    "d AS (DELETE FROM deliveries WHERE message_id IN (SELECT id FROM m)) "
+    "SELECT count(*) FROM m";
+
+#undef TERN_LEASED
+
+// Parts of a message never committed.
+inline constexpr const char* kDiscard =
+    "DELETE FROM chunks WHERE message_id = $1 AND NOT EXISTS (SELECT 1 FROM messages WHERE id = $1)";
+
+// $1 id, $2 owner, $3 epoch.
+inline constexpr const char* kRelease =
+    "UPDATE messages SET lease_owner = NULL, lease_expiry = NULL "
+    "WHERE id = $1 AND lease_owner = $2 AND lease_epoch = $3";
+// $1 owner: every lease of a node (at its start and its close).
+inline constexpr const char* kReleaseAll =
+    "UPDATE messages SET lease_owner = NULL, lease_expiry = NULL WHERE lease_owner = $1";
+
+inline constexpr const char* kNotify = "NOTIFY tern_queue";
+inline constexpr const char* kListen = "LISTEN tern_queue";
+
+// $1 owner, $2 lease (ms), $3 local lane, $4 how many. Returns id, local,
+// epoch, envelope, action ('' for none), content.
+inline constexpr const char* kClaim =
+    "WITH c AS (UPDATE messages m SET lease_owner = $1, "
+    "lease_expiry = now() + $2::bigint * interval '1 millisecond', "
+    "lease_epoch = m.lease_epoch + 1 "
+    "FROM (SELECT id FROM messages WHERE (held IS NULL OR action IS NOT NULL) AND local = $3 "
+    "AND (next_attempt <= (extract(epoch FROM clock_timestamp()) * 1000)::bigint "
+    "OR action IS NOT NULL) AND (lease_owner IS NULL OR lease_expiry < now()) "
+    "ORDER BY next_attempt LIMIT $4 FOR UPDATE SKIP LOCKED) d "
+    "WHERE m.id = d.id RETURNING m.id, m.local, m.lease_epoch, m.envelope, m.action) "
+    "SELECT c.id, c.local, c.lease_epoch, c.envelope, coalesce(c.action, ''), "
+    "coalesce((SELECT string_agg(data, ''::bytea ORDER BY seq) FROM chunks "
+    "WHERE message_id = c.id), ''::bytea) FROM c";
+
+// $1 id, $2 owner, $3 lease (ms): an administrator's lease, when none is live.
+// Returns epoch, envelope, content.
+inline constexpr const char* kTake =
+    "UPDATE messages m SET lease_owner = $2, "
+    "lease_expiry = now() + $3::bigint * interval '1 millisecond', "
+    "lease_epoch = m.lease_epoch + 1 "
+    "WHERE id = $1 AND (lease_owner IS NULL OR lease_expiry < now()) "
+    "RETURNING m.lease_epoch, m.envelope, coalesce((SELECT string_agg(data, ''::bytea ORDER BY "
+    "seq) FROM chunks WHERE message_id = m.id), ''::bytea)";
+// $1 id, $2 action.
+inline constexpr const char* kRecordAction =
+    "UPDATE messages SET action = $2 WHERE id = $1 RETURNING id";
+
+// $1 owner, $2 lease (ms), $3 ids. Returns the ids still leased.
+inline constexpr const char* kRenew =
+    "UPDATE messages SET lease_expiry = now() + $2::bigint * interval '1 millisecond' "
+    "WHERE lease_owner = $1 AND id = ANY($3::bigint[]) RETURNING id";
+
+// $1 id, $2 reason, $3 owner: an envelope that does not decode is held.
+inline constexpr const char* kQuarantine =
+    "UPDATE messages SET held = $2, lease_owner = NULL, lease_expiry = NULL "
+    "WHERE id = $1 AND lease_owner = $3";
+
+inline constexpr const char* kList = "SELECT id, envelope FROM messages ORDER BY id";
+inline constexpr const char* kFind = "SELECT envelope FROM messages WHERE id = $1";
+inline constexpr const char* kContent =
+    "SELECT coalesce((SELECT string_agg(data, ''::bytea ORDER BY seq) FROM chunks "
+    "WHERE message_id = m.id), ''::bytea) FROM messages m WHERE id = $1";
+
+}  // namespace tern::queue::postgres_spool::sql
