@@ -208,8 +208,26 @@ class PrivatePostgres:
             raise BenchError(f"psql failed ({p.returncode}) on {sql.strip()[:80]!r}: {p.stderr.strip()}")
         return p.stdout.strip()
 
+    def settle(self, timeout: float = 15) -> float:
+        """Waits until each of tern's database sessions has been idle for over 10 s, at most
+        `timeout` s: a PostgreSQL 15 backend that went idle within a second of its last
+        statistics flush keeps its counters (pg_stat_database, pg_stat_wal) for 10 s
+        (PGSTAT_IDLE_INTERVAL), so the warm-up's would land in the measured window.
+        Polled through pg_stat_activity.state_change; returns the seconds waited."""
+        t0 = time.monotonic()
+        sql = (f"select coalesce(min(extract(epoch from now() - state_change)), 1e9) from pg_stat_activity "
+               f"where datname = '{DB_NAME}' and usename = '{DB_ROLE}'")
+        while time.monotonic() - t0 < timeout:
+            idle_s = float(self.psql(sql, db="postgres"))
+            if idle_s > 10.2:
+                break
+            time.sleep(min(0.5, max(0.05, 10.25 - idle_s)))
+        return round(time.monotonic() - t0, 3)
+
     def window_start(self) -> None:
-        """The counters at the start of the measured window; pg_stat_statements from zero."""
+        """The counters at the start of the measured window (after settle()); pg_stat_statements
+        from zero."""
+        self.settle_s = self.settle()
         self.psql("select pg_stat_statements_reset()", db="postgres")
         self.stats0 = json.loads(self.psql(STATS_SQL, db="postgres"))
         self.t0 = time.monotonic()
@@ -223,6 +241,7 @@ class PrivatePostgres:
         s1 = json.loads(self.psql(STATS_SQL, db="postgres"))
         d = {k: s1[k] - self.stats0[k] for k in s1 if isinstance(s1[k], (int, float))}
         d["write_xacts"] = d.pop("next_xid")
+        d["settle_s"] = self.settle_s
         d["statements"] = json.loads(self.psql(STATEMENTS_SQL, db="postgres"))
         return d
 
