@@ -24,6 +24,7 @@ bool Connection::connected() const {
 void Connection::close() {
   if (conn_) PQfinish(conn_);
   conn_ = nullptr;
+  prepared_.clear();  // prepared statements belong to the session
 }
 
 void Connection::lost(const std::string& why, bool before_ours) {
@@ -90,6 +91,7 @@ net::awaitable<void> Connection::connect() {
            std::to_string(timeout_.count()) + " ms");
     st = PQconnectPoll(conn_);
   }
+  quiet_notices(conn_);
   if (PQsetnonblocking(conn_, 1) != 0 || PQenterPipelineMode(conn_) != 1)
     lost("cannot use the connection to " + describe(conninfo_) + ": " + error_line(conn_));
 }
@@ -108,6 +110,7 @@ net::awaitable<void> Connection::flush() {
 
 net::awaitable<std::vector<Result>> Connection::pipeline(std::vector<Query> queries) {
   if (!connected()) lost("not connected to the database", true);
+  std::vector<bool> preparing;  // per query: a PQsendPrepare result comes first
   for (const auto& q : queries) {
     std::vector<const char*> values;
     std::vector<int> lengths, formats;
@@ -116,10 +119,25 @@ net::awaitable<std::vector<Result>> Connection::pipeline(std::vector<Query> quer
       lengths.push_back(p.value ? static_cast<int>(p.value->size()) : 0);
       formats.push_back(p.binary ? 1 : 0);
     }
-    if (!PQsendQueryParams(conn_, q.sql.c_str(), static_cast<int>(values.size()), nullptr,
-                           values.data(), lengths.data(), formats.data(),
-                           q.binary_results ? 1 : 0))
-      lost("");
+    // Statements with parameters are prepared once per session: the server
+    // then skips parsing and planning them for every message.
+    bool send_ok = true;
+    if (q.params.empty()) {
+      send_ok = PQsendQueryParams(conn_, q.sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr,
+                                  q.binary_results ? 1 : 0);
+      preparing.push_back(false);
+    } else {
+      auto [it, added] = prepared_.try_emplace(q.sql, "t" + std::to_string(prepared_.size()));
+      if (added)
+        send_ok = PQsendPrepare(conn_, it->second.c_str(), q.sql.c_str(),
+                                static_cast<int>(values.size()), nullptr);
+      preparing.push_back(added);
+      send_ok =
+          send_ok && PQsendQueryPrepared(conn_, it->second.c_str(), static_cast<int>(values.size()),
+                                         values.data(), lengths.data(), formats.data(),
+                                         q.binary_results ? 1 : 0);
+    }
+    if (!send_ok) lost("");
   }
   if (!PQpipelineSync(conn_)) lost("");
   co_await flush();
@@ -133,8 +151,8 @@ net::awaitable<std::vector<Result>> Connection::pipeline(std::vector<Query> quer
     if (PQstatus(conn_) != CONNECTION_OK) {
       Result first(r);
       std::string state = first.sqlstate();
-      bool admin_shutdown = results.empty() && (state == "57P01" || state == "57P02" ||
-                                                state == "57P03");
+      bool admin_shutdown =
+          results.empty() && (state == "57P01" || state == "57P02" || state == "57P03");
       lost(r ? first.error() : "", admin_shutdown);
     }
     if (!r) continue;  // the end of one statement's results
@@ -144,7 +162,25 @@ net::awaitable<std::vector<Result>> Connection::pipeline(std::vector<Query> quer
     }
     results.emplace_back(r);
   }
-  if (PQtransactionStatus(conn_) == PQTRANS_INERROR || PQtransactionStatus(conn_) == PQTRANS_INTRANS) {
+  // One result per query: a prepare's result is dropped, or stands for the
+  // query when it failed (the statement is prepared again next time).
+  std::vector<Result> out;
+  std::size_t k = 0;
+  for (std::size_t i = 0; i < queries.size() && k < results.size(); ++i) {
+    if (preparing[i]) {
+      Result prepare = std::move(results[k++]);
+      if (!prepare.ok()) {
+        prepared_.erase(queries[i].sql);
+        if (k < results.size()) ++k;
+        out.push_back(std::move(prepare));
+        continue;
+      }
+    }
+    if (k < results.size()) out.push_back(std::move(results[k++]));
+  }
+  results = std::move(out);
+  if (PQtransactionStatus(conn_) == PQTRANS_INERROR ||
+      PQtransactionStatus(conn_) == PQTRANS_INTRANS) {
     std::vector<Query> rollback{{"ROLLBACK", {}, false}};
     co_await pipeline(std::move(rollback));
   }

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <asio/any_io_executor.hpp>
@@ -56,6 +57,7 @@ class Connection {
   std::string conninfo_;
   std::chrono::milliseconds timeout_;
   PGconn* conn_ = nullptr;
+  std::unordered_map<std::string, std::string> prepared_;  // statement text → name
 };
 
 // ConnectionLost with the detail whether anything sent may have run.

@@ -30,6 +30,7 @@ void BlockingConnection::ensure() {
     conn_ = nullptr;
     throw ConnectionLost("cannot connect to " + describe(conninfo_) + ": " + why);
   }
+  quiet_notices(conn_);
   for (const auto& s : settings_) exec_locked({s, {}, false}).check();
 }
 

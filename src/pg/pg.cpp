@@ -2,7 +2,7 @@
 // results, and messages about a connection that never show its password.
 #include "pg/pg.h"
 
-#include <endian.h>
+#include <spdlog/spdlog.h>
 
 #include <cstring>
 
@@ -15,11 +15,16 @@ namespace {
 std::string one_line(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
   std::string out;
+  bool line_start = false;
   for (char c : s) {
     if (c == '\n') {
       out += "; ";
-    } else if (c != '\r') {
+      line_start = true;
+    } else if (c == '\r' || (line_start && (c == ' ' || c == '\t'))) {
+      continue;
+    } else {
       out += c;
+      line_start = false;
     }
   }
   return out;
@@ -141,6 +146,12 @@ std::string describe(const std::string& conninfo) {
 std::string error_line(PGconn* conn) {
   if (!conn) return "out of memory";
   return one_line(PQerrorMessage(conn));
+}
+
+void quiet_notices(PGconn* conn) {
+  PQsetNoticeProcessor(
+      conn, [](void*, const char* message) { spdlog::debug("postgres: {}", one_line(message)); },
+      nullptr);
 }
 
 }  // namespace tern::pg

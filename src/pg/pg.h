@@ -99,5 +99,8 @@ class Result {
 std::string describe(const std::string& conninfo);
 // The connection's last error as one line.
 std::string error_line(PGconn* conn);
+// The server's notices (e.g. "already exists, skipping") go to the debug log,
+// not to stderr.
+void quiet_notices(PGconn* conn);
 
 }  // namespace tern::pg

@@ -63,5 +63,11 @@ Envelope decode_envelope(std::string_view data);
 // reason, no recipients; kept with its content until the administrator
 // deletes it (tern queue delete).
 Envelope unreadable_envelope(std::uint64_t id, std::string_view why);
+// Every recipient still to do is one of ours (Maildir, LMTP): the scheduler's local lane.
+inline bool only_local(const Envelope& e) {
+  for (const auto& r : e.recipients)
+    if (!r.done() && !r.local) return false;
+  return true;
+}
 
 }  // namespace tern::queue

@@ -23,12 +23,6 @@ std::int64_t system_now_ms() {
 }
 }  // namespace
 
-bool Scheduler::only_local(const Envelope& e) {
-  for (const auto& r : e.recipients)
-    if (!r.done() && !r.local) return false;
-  return true;
-}
-
 std::string Scheduler::held_reason(std::uint64_t id, const std::string& what) {
   return "held: processing failed inside tern (" + util::printable(what) +
          "); release with tern queue retry " + std::to_string(id);
@@ -217,12 +211,12 @@ net::awaitable<bool> Scheduler::hold(std::uint64_t id, std::string reason) {
   co_return true;
 }
 
-void Scheduler::enqueue(std::uint64_t id) {
+void Scheduler::enqueue(std::uint64_t id, std::optional<bool> local) {
   bool first = false;
   {
     std::lock_guard lock(incoming_mutex_);
     first = incoming_.empty();
-    incoming_.push_back(id);
+    incoming_.push_back({id, local});
   }
   if (!first) return;
   if (shared_) {  // the cluster's queue: claimed like any other node's mail
@@ -239,23 +233,27 @@ void Scheduler::enqueue(std::uint64_t id) {
 }
 
 void Scheduler::take_incoming() {
-  std::vector<std::uint64_t> ids;
+  std::vector<std::pair<std::uint64_t, std::optional<bool>>> ids;
   {
     std::lock_guard lock(incoming_mutex_);
     ids.swap(incoming_);
   }
   std::int64_t now = clock_();
-  for (auto id : ids) schedule(id, now, true);
+  for (auto [id, local] : ids) schedule(id, now, true, local);
 }
 
-void Scheduler::schedule(std::uint64_t id, std::int64_t due, bool fresh) {
+void Scheduler::schedule(std::uint64_t id, std::int64_t due, bool fresh,
+                         std::optional<bool> local) {
   if (shared_ && !entries_.count(id)) {  // not leased here (a notice just made): claim it
     signal_due();
     return;
   }
   auto [it, created] = entries_.try_emplace(id);
   auto& e = it->second;
-  if (created) {
+  if (created && local) {
+    e.fresh = fresh;
+    e.local = *local;
+  } else if (created) {
     e.fresh = fresh;
     try {
       auto env = spool_.find(id);

@@ -67,8 +67,9 @@ class Scheduler {
   std::size_t load();
   // Starts the timer; call from the loop or before it runs.
   void start();
-  // A new message is in the spool, due now. Any thread.
-  void enqueue(std::uint64_t id);
+  // A new message is in the spool, due now. Any thread. local: every
+  // recipient is local (saves reading the envelope back); unknown: read.
+  void enqueue(std::uint64_t id, std::optional<bool> local = std::nullopt);
 
   // Administrator's actions; the reply is one line for `tern queue`.
   // retry releases a held message; nullopt: every scheduled message (held ones stay held).
@@ -84,8 +85,6 @@ class Scheduler {
   void wake() { timer_.cancel(); }
 
  private:
-  // The local lane's messages: every recipient still to do is one of ours.
-  static bool only_local(const Envelope& e);
   static std::string held_reason(std::uint64_t id, const std::string& what);
 
   // Outcomes known but not yet in the spool (a write failed): written again
@@ -129,7 +128,8 @@ class Scheduler {
   };
 
   // fresh: the message is new in this process (Entry::fresh), when created.
-  void schedule(std::uint64_t id, std::int64_t due, bool fresh = false);
+  void schedule(std::uint64_t id, std::int64_t due, bool fresh = false,
+                std::optional<bool> local = std::nullopt);
   void take_incoming();
   void look_again();  // look_now() soon, once for every call made before it runs
   void look_now();    // start_due(), then arm() for what is due later
@@ -194,7 +194,7 @@ class Scheduler {
   std::int64_t armed_ms_ = kNotArmed;  // when due_timer_ fires (clock ms)
   bool look_pending_ = false;
   std::mutex incoming_mutex_;
-  std::vector<std::uint64_t> incoming_;  // enqueued, not yet taken by the loop
+  std::vector<std::pair<std::uint64_t, std::optional<bool>>> incoming_;  // enqueued, not yet taken
   std::unordered_map<std::uint64_t, Entry> entries_;
   // (due, id) of entries not running, by lane
   std::set<std::pair<std::int64_t, std::uint64_t>> due_, due_local_;
@@ -205,7 +205,7 @@ class Scheduler {
   std::function<void()> on_idle_;
   // Shared spool
   const bool shared_;
-  bool claiming_ = false;  // a claim is on its way
+  bool claiming_ = false;        // a claim is on its way
   bool more_due_local_ = false;  // there may be due messages to claim, by lane
   bool more_due_remote_ = false;
   asio::steady_timer poll_timer_;

@@ -50,6 +50,10 @@ PgSpool::PgSpool(const config::Config& config, OpenMode mode)
       if (r.affected() > 0)
         spdlog::info("spool: released {} lease(s) an earlier tern on node {} held", r.affected(),
                      owner_);
+      auto orphans = reads_.run({sql::kDropOrphanChunks, {}, false});
+      if (orphans.affected() > 0)
+        spdlog::info("spool: dropped {} chunk(s) of messages that were never committed",
+                     orphans.affected());
     }
     if (mode != OpenMode::kReadOnly) ids_.add(reserve_block_blocking());
   } catch (const pg::ConnectionLost& e) {
@@ -242,17 +246,20 @@ void PgSpool::close() {
   // Coroutines still waiting (LISTEN) are destroyed with the loop, before
   // the connections they use.
   signal_.reset();
+  accept_signal_.reset();
   io_.reset();
   listener_.reset();
   writer_.reset();
+  accepters_.clear();
 }
 
 }  // namespace postgres_spool
 
 std::unique_ptr<Spool> open_postgres_spool(const config::Config& config, OpenMode mode) {
   if (config.spool.postgres.empty())
-    throw std::runtime_error("[spool] backend = \"postgres\" needs [spool] postgres (a libpq "
-                             "connection string)");
+    throw std::runtime_error(
+        "[spool] backend = \"postgres\" needs [spool] postgres (a libpq "
+        "connection string)");
   return std::make_unique<postgres_spool::PgSpool>(config, mode);
 }
 

@@ -1,7 +1,8 @@
-// The PostgreSQL spool's committer: one thread, one event loop, one asynchronous
-// connection. Every pending change goes into one transaction sent as one
-// pipeline (group commit, synchronous_commit on); then claims, lease renewal
-// and id blocks. A second connection LISTENs for tern_queue (on_queued).
+// The PostgreSQL spool's committer: one thread, one event loop, asynchronous
+// connections. Every pending change goes into one transaction sent as one
+// pipeline (group commit, synchronous_commit on): new mail on the accept
+// connection, the rest (then claims, lease renewal, id blocks) on the writer.
+// A third connection LISTENs for tern_queue (on_queued).
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -20,6 +21,9 @@ namespace {
 constexpr std::chrono::milliseconds kFirstBackoff{250};
 constexpr std::chrono::milliseconds kMaxBackoff{5000};
 constexpr std::size_t kMaxChangesPerCommit = 500;
+// Connections for new mail. Two (a batch sent while the previous one waits for
+// its WAL flush) measured slower than one: each transaction flushes on its own.
+constexpr std::size_t kAccepters = 1;
 
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -78,6 +82,13 @@ void PgSpool::start_committer() {
   signal_ = std::make_unique<asio::steady_timer>(*io_);
   writer_ = std::make_unique<pg::Connection>(io_->get_executor(), config_.spool.postgres);
   listener_ = std::make_unique<pg::Connection>(io_->get_executor(), config_.spool.postgres);
+  accept_signal_ = std::make_unique<asio::steady_timer>(*io_);
+  for (std::size_t i = 0; i < kAccepters; ++i) {
+    accepters_.push_back(
+        std::make_unique<pg::Connection>(io_->get_executor(), config_.spool.postgres));
+    ++accepters_running_;
+    asio::co_spawn(*io_, accept_loop(i), asio::detached);
+  }
   asio::co_spawn(*io_, commit_loop(), asio::detached);
   asio::co_spawn(*io_, renew_timer(), asio::detached);
   thread_ = std::thread([this] { net::run_event_loop(*io_, "spool (postgres)"); });
@@ -87,6 +98,7 @@ void PgSpool::signal() {
   if (!io_) return;
   asio::post(*io_, [this] {
     if (signal_) signal_->cancel();
+    if (accept_signal_) accept_signal_->cancel();
   });
 }
 
@@ -106,10 +118,12 @@ void PgSpool::apply(SpoolChange change, CommitCallback done) {
   {
     std::lock_guard lock(mu_);
     if (!closing_) {
+      bool only_adds = !change.add.empty() && change.update.empty() && change.remove.empty() &&
+                       change.discard.empty();
       Job job;
       job.change = std::move(change);
       job.done = std::move(done);
-      jobs_.push_back(std::move(job));
+      (only_adds ? adds_ : jobs_).push_back(std::move(job));
       signal();
       return;
     }
@@ -200,8 +214,17 @@ net::awaitable<void> PgSpool::commit_loop() {
       want_ids = std::exchange(want_ids_, false);
     }
     bool renew_now = std::exchange(renew_due_, false);
+    if (!unknown_adds_.empty() && writer_->connected()) {
+      std::string failure;
+      try {
+        co_await forget_unknown_adds();
+      } catch (const std::exception& e) {
+        failure = e.what();
+      }
+      if (!failure.empty()) spdlog::error("spool: the committer failed: {}", failure);
+    }
     if (jobs.empty() && !want_ids && !renew_now) {
-      if (closing) break;
+      if (closing && accepters_running_ == 0) break;
       // Reconnects in the background after a loss, with backoff.
       if (!writer_->connected() && std::chrono::steady_clock::now() >= retry_at_) {
         co_await ensure_connected(false);
@@ -212,63 +235,136 @@ net::awaitable<void> PgSpool::commit_loop() {
       co_await signal_->async_wait(net::use_tuple);
       continue;
     }
-    co_await ensure_connected(true);
-    std::vector<Job*> changes;
-    std::vector<std::uint64_t> releases;
-    for (auto& j : jobs) {
-      if (j.kind == Job::Kind::kChange) changes.push_back(&j);
-      if (j.kind == Job::Kind::kRelease) releases.push_back(j.id);
+    // Nothing thrown here may end the committer or leave a caller waiting.
+    std::string failure;
+    try {
+      co_await work(jobs, want_ids, renew_now);
+    } catch (const std::exception& e) {
+      failure = e.what();
     }
-    co_await write_changes(changes, releases);
-    for (auto& j : jobs)
-      if (j.kind == Job::Kind::kClaim) co_await run_claim(j);
-    if (renew_now) co_await renew();
-    if (want_ids) {
-      std::optional<std::uint64_t> block;
-      try {
-        std::vector<pg::Query> q{{sql::kNextBlock, {}, false}};
-        auto r = co_await writer_->pipeline(std::move(q));
-        if (r.size() == 1 && r[0].ok()) block = static_cast<std::uint64_t>(r[0].integer(0, 0));
-      } catch (const pg::ConnectionLost&) {
-      }
-      if (block) {
-        ids_.add(*block);
-      } else {
-        ids_.failed();  // next_id() reserves one itself if it runs out
+    if (!failure.empty()) {
+      spdlog::error("spool: the committer failed: {}", failure);
+      for (auto& j : jobs) {
+        if (j.done) call(std::exchange(j.done, nullptr), {SpoolStatus::kError, failure});
+        if (j.claimed) std::exchange(j.claimed, nullptr)({});
       }
     }
   }
-  co_await release_all();
+  try {
+    co_await release_all();
+  } catch (const std::exception& e) {
+    spdlog::warn("spool: releasing this node's leases failed: {}", e.what());
+  }
   drained_.set_value();
+}
+
+// One round of the committer: the changes and releases in one transaction,
+// then the claims, the lease renewal and an id block when they are due.
+net::awaitable<void> PgSpool::work(std::vector<Job>& jobs, bool want_ids, bool renew_now) {
+  co_await ensure_connected(true);
+  std::vector<Job*> changes;
+  std::vector<std::uint64_t> releases;
+  for (auto& j : jobs) {
+    if (j.kind == Job::Kind::kChange) changes.push_back(&j);
+    if (j.kind == Job::Kind::kRelease) releases.push_back(j.id);
+  }
+  co_await write_changes(*writer_, changes, releases);
+  for (auto& j : jobs)
+    if (j.kind == Job::Kind::kClaim) co_await run_claim(j);
+  if (renew_now) co_await renew();
+  if (want_ids) {
+    std::optional<std::uint64_t> block;
+    try {
+      std::vector<pg::Query> q{{sql::kNextBlock, {}, false}};
+      auto r = co_await writer_->pipeline(std::move(q));
+      if (r.size() == 1 && r[0].ok()) block = static_cast<std::uint64_t>(r[0].integer(0, 0));
+    } catch (const pg::ConnectionLost&) {
+    }
+    if (block) {
+      ids_.add(*block);
+    } else {
+      ids_.failed();  // next_id() reserves one itself if it runs out
+    }
+  }
+}
+
+// An accept lane: new mail only (group commit of the sessions' messages), on
+// a connection of its own.
+net::awaitable<void> PgSpool::accept_loop(std::size_t lane) {
+  auto& conn = *accepters_[lane];
+  for (;;) {
+    std::vector<Job> jobs;
+    bool closing = false;
+    {
+      std::lock_guard lock(mu_);
+      std::size_t n = std::min(adds_.size(), kMaxChangesPerCommit);
+      std::move(adds_.begin(), adds_.begin() + n, std::back_inserter(jobs));
+      adds_.erase(adds_.begin(), adds_.begin() + n);
+      closing = closing_ && adds_.empty();
+    }
+    if (jobs.empty()) {
+      if (closing) break;
+      accept_signal_->expires_at(std::chrono::steady_clock::time_point::max());
+      co_await accept_signal_->async_wait(net::use_tuple);
+      continue;
+    }
+    std::string failure;
+    try {
+      if (!conn.connected()) {
+        try {
+          co_await conn.connect();
+        } catch (const pg::ConnectionLost&) {
+          // write_transaction reports it (not connected) to each caller
+        }
+      }
+      std::vector<Job*> changes;
+      for (auto& j : jobs) changes.push_back(&j);
+      std::vector<std::uint64_t> no_releases;
+      co_await write_changes(conn, changes, no_releases);
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+    if (!failure.empty()) {
+      spdlog::error("spool: the committer failed: {}", failure);
+      for (auto& j : jobs)
+        if (j.done) call(std::exchange(j.done, nullptr), {SpoolStatus::kError, failure});
+    }
+    // Another batch may have come while this lane wrote: the others may be waiting.
+    accept_signal_->cancel();
+  }
+  --accepters_running_;
+  signal_->cancel();  // the committer waits for the lanes before it closes
 }
 
 // The changes in one transaction, then their callbacks. When a statement
 // fails (not the connection), each change is tried again alone so that one
 // bad change fails alone.
-net::awaitable<void> PgSpool::write_changes(std::vector<Job*>& changes,
+net::awaitable<void> PgSpool::write_changes(pg::Connection& conn, std::vector<Job*>& changes,
                                             std::vector<std::uint64_t>& releases) {
   if (changes.empty() && releases.empty()) co_return;
-  auto error = co_await write_transaction(changes, releases);
+  auto error = co_await write_transaction(conn, changes, releases);
   if (error && error->rfind("sql:", 0) == 0 && changes.size() > 1) {
     const std::vector<std::uint64_t> no_releases;
     for (auto* job : changes) {
       std::vector<Job*> one{job};
-      auto e = co_await write_transaction(one, no_releases);
-      call(job->done, e ? CommitResult{SpoolStatus::kError, *e} : CommitResult{});
+      auto e = co_await write_transaction(conn, one, no_releases);
+      call(std::exchange(job->done, nullptr),
+           e ? CommitResult{SpoolStatus::kError, *e} : CommitResult{});
     }
     std::vector<Job*> no_changes;
-    if (!releases.empty()) co_await write_transaction(no_changes, releases);
+    if (!releases.empty()) co_await write_transaction(conn, no_changes, releases);
     co_return;
   }
   for (auto* job : changes)
-    call(job->done, error ? CommitResult{SpoolStatus::kError, *error} : CommitResult{});
+    call(std::exchange(job->done, nullptr),
+         error ? CommitResult{SpoolStatus::kError, *error} : CommitResult{});
 }
 
 // One transaction in one round trip; nullopt when it committed, else why
 // ("sql: …" when a statement failed). A connection that the server had
 // closed before (its shutdown) is opened again and the transaction sent once more.
 net::awaitable<std::optional<std::string>> PgSpool::write_transaction(
-    std::vector<Job*>& changes, const std::vector<std::uint64_t>& releases) {
+    pg::Connection& conn, std::vector<Job*>& changes, const std::vector<std::uint64_t>& releases) {
   std::vector<pg::Query> q;
   q.push_back({"BEGIN", {}, false});
   bool due = false;
@@ -285,10 +381,10 @@ net::awaitable<std::optional<std::string>> PgSpool::write_transaction(
   for (auto id : releases) {
     auto epoch = epoch_of(id);
     if (epoch)
-      q.push_back({sql::kRelease,
-                   {pg::number(static_cast<std::int64_t>(id)), pg::text(owner_),
-                    pg::number(*epoch)},
-                   false});
+      q.push_back(
+          {sql::kRelease,
+           {pg::number(static_cast<std::int64_t>(id)), pg::text(owner_), pg::number(*epoch)},
+           false});
   }
   if (due) q.push_back({sql::kNotify, {}, false});
   q.push_back({"COMMIT", {}, false});
@@ -298,16 +394,27 @@ net::awaitable<std::optional<std::string>> PgSpool::write_transaction(
   for (int attempt = 0; attempt < 2; ++attempt) {
     bool again = false;
     try {
-      results = co_await writer_->pipeline(q);
+      results = co_await conn.pipeline(q);
       lost.reset();
     } catch (const pg::ConnectionLostBeforeOurs& e) {
       lost = e.what();
       again = attempt == 0;
     } catch (const pg::ConnectionLost& e) {
       lost = e.what();  // the outcome is unknown: the client gets a 4xx
+      for (auto* job : changes)
+        for (const auto& m : job->change.add) unknown_adds_.push_back(m.envelope.id);
     }
     if (!again) break;
-    co_await ensure_connected(true);
+    if (&conn == writer_.get()) {
+      co_await ensure_connected(true);
+    } else {
+      std::string failure;
+      try {
+        co_await conn.connect();
+      } catch (const pg::ConnectionLost& e) {
+        failure = e.what();
+      }
+    }
   }
   if (lost) {
     spdlog::error("spool: a commit failed: {}", *lost);
@@ -340,10 +447,9 @@ void PgSpool::add_statements(std::vector<pg::Query>& q, const SpoolChange& chang
                   held_param(e), pg::number(m.parts)},
                  false});
     q.push_back({sql::kInsertChunks, {id, pg::number(0), pg::bytes(m.prefix)}, false});
-    q.push_back(
-        {sql::kInsertChunks,
-         {id, pg::number(static_cast<std::int64_t>(m.parts) + 1), pg::bytes(m.content)},
-         false});
+    q.push_back({sql::kInsertChunks,
+                 {id, pg::number(static_cast<std::int64_t>(m.parts) + 1), pg::bytes(m.content)},
+                 false});
     if (m.parts > 0) q.push_back({sql::kPartsPresent, {id, pg::number(m.parts)}, false});
     std::vector<pg::Param> params{id};
     delivery_params(e, params);
@@ -437,7 +543,7 @@ net::awaitable<void> PgSpool::run_claim(Job& job) {
     }
   }
   try {
-    job.claimed(std::move(out));
+    std::exchange(job.claimed, nullptr)(std::move(out));
   } catch (const std::exception& e) {
     spdlog::error("spool: a claim callback failed: {}", e.what());
   }
@@ -490,6 +596,35 @@ net::awaitable<void> PgSpool::renew_timer() {
     renew_due_ = true;
     signal_->cancel();
   }
+}
+
+net::awaitable<void> PgSpool::forget_unknown_adds() {
+  std::vector<pg::Query> q{{"BEGIN", {}, false}};
+  for (auto id : unknown_adds_)
+    q.push_back({sql::kRemoveMessage,
+                 {pg::number(static_cast<std::int64_t>(id)), pg::null(), pg::text(owner_)},
+                 false});
+  q.push_back({"COMMIT", {}, false});
+  std::vector<pg::Result> results;
+  try {
+    results = co_await writer_->pipeline(std::move(q));
+  } catch (const pg::ConnectionLost&) {
+    co_return;  // tried again once connected
+  }
+  if (results.empty() || !results.back().ok()) {
+    spdlog::warn("spool: removing messages whose commit failed: {}",
+                 results.empty() ? "no result" : results.back().error());
+    co_return;
+  }
+  std::int64_t removed = 0;
+  for (std::size_t i = 1; i + 1 < results.size(); ++i)
+    if (results[i].rows() == 1) removed += results[i].integer(0, 0);
+  if (removed > 0)
+    spdlog::warn(
+        "spool: removed {} message(s) whose commit failed with the connection "
+        "(their clients got a 4xx)",
+        removed);
+  unknown_adds_.clear();
 }
 
 net::awaitable<void> PgSpool::release_all() {

@@ -80,13 +80,17 @@ class PgSpool final : public Spool {
   void start_committer();
   void signal();
   net::awaitable<void> commit_loop();
+  net::awaitable<void> work(std::vector<Job>& jobs, bool want_ids, bool renew_now);
   net::awaitable<void> ensure_connected(bool forced);
-  net::awaitable<void> write_changes(std::vector<Job*>& changes, std::vector<std::uint64_t>& releases);
-  net::awaitable<std::optional<std::string>> write_transaction(std::vector<Job*>& changes,
-                                                               const std::vector<std::uint64_t>& releases);
+  net::awaitable<void> accept_loop(std::size_t lane);
+  net::awaitable<void> write_changes(pg::Connection& conn, std::vector<Job*>& changes,
+                                     std::vector<std::uint64_t>& releases);
+  net::awaitable<std::optional<std::string>> write_transaction(
+      pg::Connection& conn, std::vector<Job*>& changes, const std::vector<std::uint64_t>& releases);
   net::awaitable<void> run_claim(Job& job);
   net::awaitable<void> renew();
   net::awaitable<void> release_all();
+  net::awaitable<void> forget_unknown_adds();
   net::awaitable<void> listen_loop();
   net::awaitable<void> renew_timer();
   void add_statements(std::vector<pg::Query>& q, const SpoolChange& change, bool& due);
@@ -102,6 +106,7 @@ class PgSpool final : public Spool {
 
   std::mutex mu_;  // jobs_, closing_, wake_
   std::vector<Job> jobs_;
+  std::vector<Job> adds_;  // changes that only add messages (new mail): the accept lanes
   bool closing_ = false;
   bool want_ids_ = false;
   std::function<void()> wake_;
@@ -116,9 +121,18 @@ class PgSpool final : public Spool {
   std::unique_ptr<asio::steady_timer> signal_;
   std::unique_ptr<pg::Connection> writer_;
   std::unique_ptr<pg::Connection> listener_;
+  // New mail commits on a connection of its own (kAccepters), so that it
+  // never waits behind the scheduler's updates, claims and renewals.
+  std::vector<std::unique_ptr<pg::Connection>> accepters_;
+  std::unique_ptr<asio::steady_timer> accept_signal_;
+  std::size_t accepters_running_ = 0;  // committer thread only
   std::thread thread_;
   std::promise<void> drained_;
   bool renew_due_ = false;  // committer thread only
+  // New messages whose commit has an unknown outcome (the connection died
+  // after COMMIT was sent): their clients got a 4xx, so they are removed once
+  // the database is back, as the RocksDB spool removes its failed adds.
+  std::vector<std::uint64_t> unknown_adds_;  // committer thread only
   bool ever_connected_ = false;
   std::chrono::steady_clock::time_point retry_at_{};
   std::chrono::milliseconds backoff_{250};

@@ -39,6 +39,7 @@ inline constexpr const char* kSchemaV1[] = {
          message_id bigint NOT NULL,
          seq bigint NOT NULL,
          data bytea NOT NULL,
+         created timestamptz NOT NULL DEFAULT now(),
          PRIMARY KEY (message_id, seq)))",
     R"(CREATE TABLE deliveries (
          message_id bigint NOT NULL,
@@ -78,7 +79,8 @@ inline constexpr const char* kNextBlock = "SELECT nextval('tern_ids')";
 // $1 id, $2 part, $3 bytes: the part as chunk rows of kChunk bytes.
 inline constexpr const char* kInsertChunks =
     "INSERT INTO chunks (message_id, seq, data) "
-    "SELECT $1::bigint, ($2::bigint << 20) + i, substring($3::bytea FROM i * 262144 + 1 FOR 262144) "
+    "SELECT $1::bigint, ($2::bigint << 20) + i, substring($3::bytea FROM i * 262144 + 1 FOR "
+    "262144) "
     "FROM generate_series(0, greatest(0, (length($3::bytea) - 1) / 262144)) AS i "
     "ON CONFLICT (message_id, seq) DO UPDATE SET data = excluded.data";
 
@@ -94,15 +96,17 @@ inline constexpr const char* kPartsPresent = "SELECT tern_parts_present($1, $2)"
 inline constexpr const char* kUpsertDeliveries =
     "INSERT INTO deliveries (message_id, idx, address, state, attempts, last_reply) "
     "SELECT $1::bigint, u.i - 1, u.a, u.s, u.n, u.r "
-    "FROM unnest($2::text[], $3::text[], $4::int[], $5::text[]) WITH ORDINALITY AS u(a, s, n, r, i) "
+    "FROM unnest($2::text[], $3::text[], $4::int[], $5::text[]) WITH ORDINALITY AS u(a, s, n, r, "
+    "i) "
     "ON CONFLICT (message_id, idx) DO UPDATE SET address = excluded.address, "
     "state = excluded.state, attempts = excluded.attempts, last_reply = excluded.last_reply";
 
 // Whether this writer may change message id: with the epoch of its lease
 // ($E, $O: the epoch and owner), only while it still holds that lease;
 // without one (a write from no claim), only while no live lease holds it.
-#define TERN_LEASED(E, O)                                                            \
-  "(CASE WHEN " E "::bigint IS NULL THEN lease_owner IS NULL OR lease_expiry < now() " \
+#define TERN_LEASED(E, O)                                              \
+  "(CASE WHEN " E                                                      \
+  "::bigint IS NULL THEN lease_owner IS NULL OR lease_expiry < now() " \
   "ELSE lease_owner = " O "::text AND lease_epoch = " E "::bigint END)"
 
 // $1 id, $2 envelope, $3 next_attempt, $4 local, $5 held, $6 epoch, $7 owner,
@@ -128,7 +132,14 @@ inline constexpr const char* kRemoveMessage =
 
 // Parts of a message never committed.
 inline constexpr const char* kDiscard =
-    "DELETE FROM chunks WHERE message_id = $1 AND NOT EXISTS (SELECT 1 FROM messages WHERE id = $1)";
+    "DELETE FROM chunks WHERE message_id = $1 AND NOT EXISTS (SELECT 1 FROM messages WHERE id = "
+    "$1)";
+
+// Parts of messages never committed, old enough that no node still streams
+// them (a node died in the middle of a message).
+inline constexpr const char* kDropOrphanChunks =
+    "DELETE FROM chunks c WHERE created < now() - interval '1 day' "
+    "AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = c.message_id)";
 
 // $1 id, $2 owner, $3 epoch.
 inline constexpr const char* kRelease =

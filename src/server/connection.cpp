@@ -237,6 +237,7 @@ net::awaitable<Step> Connection::commit() {
   std::string recipients;
   for (const auto& r : e.recipients) recipients += (recipients.empty() ? "" : ";") + r.address;
   std::uint64_t id = e.id, size = e.size;
+  bool local = queue::only_local(e);
   std::string message_id = e.message_id, sender = e.sender;
   queue::SpoolChange change;
   change.add.push_back(std::move(message));
@@ -244,7 +245,7 @@ net::awaitable<Step> Connection::commit() {
   if (result.status == queue::SpoolStatus::kOk) {
     server_.tracking_log().write(
         {"RECEIVE", id, message_id, sender, recipients, remote_address_, size, listener_.name});
-    server_.message_queued(id);
+    server_.message_queued(id, local);
   } else {
     info("spool refused the message: " + result.error);
   }

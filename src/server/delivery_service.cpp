@@ -56,8 +56,8 @@ void DeliveryService::start() {
   });
 }
 
-void DeliveryService::enqueue(std::uint64_t id) {
-  if (enabled_) scheduler_->enqueue(id);
+void DeliveryService::enqueue(std::uint64_t id, bool local) {
+  if (enabled_) scheduler_->enqueue(id, local);
 }
 
 void DeliveryService::stop(std::chrono::milliseconds grace) {

@@ -37,7 +37,7 @@ class DeliveryService {
   ~DeliveryService();
 
   void start();
-  void enqueue(std::uint64_t id);
+  void enqueue(std::uint64_t id, bool local);
   // Stops scheduling, waits up to grace for running attempts, closes kept
   // connections, stops the loop.
   void stop(std::chrono::milliseconds grace);

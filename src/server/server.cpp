@@ -117,7 +117,8 @@ Server::Server(config::Config config, const std::function<void()>& before_spool)
     if (tls[i]) context_->set_tls_context(i, tls[i]);
   delivery_ = std::make_unique<DeliveryService>(config_, *spool_, *tracking_log_,
                                                 context_->blocking_pool());
-  context_->set_queued_hook([this](std::uint64_t id) { delivery_->enqueue(id); });
+  context_->set_queued_hook(
+      [this](std::uint64_t id, bool local) { delivery_->enqueue(id, local); });
 }
 
 Server::~Server() = default;

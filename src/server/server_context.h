@@ -58,10 +58,13 @@ class ServerContext {
     blocking_.join();
   }
 
-  // Tells delivery that a message was queued (set by Server when delivery runs).
-  void set_queued_hook(std::function<void(std::uint64_t)> hook) { queued_hook_ = std::move(hook); }
-  void message_queued(std::uint64_t id) {
-    if (queued_hook_) queued_hook_(id);
+  // Tells delivery that a message was queued (set by Server when delivery
+  // runs); local: every recipient is local (the scheduler's local lane).
+  void set_queued_hook(std::function<void(std::uint64_t, bool)> hook) {
+    queued_hook_ = std::move(hook);
+  }
+  void message_queued(std::uint64_t id, bool local) {
+    if (queued_hook_) queued_hook_(id, local);
   }
 
   // The TLS context of a listener (null for tls = none); replaced on SIGHUP.
@@ -115,7 +118,7 @@ class ServerContext {
   std::atomic<std::size_t> live_{0};
   std::atomic<bool> shutting_down_{false};
   std::function<void()> on_idle_;
-  std::function<void(std::uint64_t)> queued_hook_;
+  std::function<void(std::uint64_t, bool)> queued_hook_;
 };
 
 }  // namespace tern::server

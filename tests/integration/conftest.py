@@ -11,6 +11,7 @@ from ternlib import TernServer, base_config, tern_user_missing  # noqa: E402
 from delivery_env import mta  # noqa: E402,F401
 from dovecot_peer import make_dovecot  # noqa: E402,F401
 from peers import make_peer  # noqa: E402,F401
+from pgcluster import pg  # noqa: E402,F401
 from postfix_peer import make_postfix  # noqa: E402,F401
 
 

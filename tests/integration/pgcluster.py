@@ -67,8 +67,11 @@ def _wait_until(what, condition, timeout):
 class PgCluster:
     """One PostgreSQL server in folder/data on 127.0.0.1:port.
 
-    conninfo: the libpq string tern uses (database and role tern).
+    conninfo: the libpq string tern uses (database dbname, role user).
     """
+
+    dbname = "tern"
+    user = "tern"
 
     def __init__(self, folder, port=None):
         self.folder = pathlib.Path(folder)
@@ -111,7 +114,7 @@ class PgCluster:
 
     @property
     def conninfo(self):
-        return f"host=127.0.0.1 port={self.port} dbname=tern user=tern connect_timeout=5"
+        return f"host=127.0.0.1 port={self.port} dbname={self.dbname} user={self.user} connect_timeout=5"
 
     # --- running -------------------------------------------------------
     def start(self, timeout=60):
@@ -203,6 +206,13 @@ def multi_host_conninfo(*clusters):
     ports = ",".join(str(c.port) for c in clusters)
     return (f"host={hosts} port={ports} dbname=tern user=tern "
             "target_session_attrs=read-write connect_timeout=5")
+
+
+def tern_config(conninfo, listeners=(("default", ""),), extra="", delivery=None):
+    """ternlib.base_config with the spool in PostgreSQL at conninfo."""
+    from ternlib import base_config
+    text = base_config(listeners, extra=extra, delivery=delivery)
+    return text.replace("[spool]\n", f'[spool]\nbackend = "postgres"\npostgres = "{conninfo}"\n', 1)
 
 
 @pytest.fixture

@@ -5,19 +5,20 @@ chunks and comes out byte-identical, and a database that is unreachable,
 too new, or stopped in the middle of a session is refused cleanly: a one-line
 error and a non-zero exit at start, a 4xx (nothing acknowledged) during a
 session, mail accepted again once it is back."""
+import os
+import pathlib
 import re
 import smtplib
 import subprocess
 import time
 
-from delivery_env import maildir_files, wait_for_maildir, wait_until
-from pgcluster import pg  # noqa: F401 (the fixture)
-from ternlib import QUEUED, TERN, Client, TernServer, base_config, free_port
+from delivery_env import wait_for_maildir, wait_until
+from pgcluster import multi_host_conninfo, tern_config
+from ternlib import QUEUED, TERN, Client, TernServer, free_port
 
 
 def pg_config(conninfo, delivery=None, extra=""):
-    text = base_config([("default", "")], extra=extra, delivery=delivery)
-    return text.replace("[spool]\n", f'[spool]\nbackend = "postgres"\npostgres = "{conninfo}"\n', 1)
+    return tern_config(conninfo, extra=extra, delivery=delivery)
 
 
 def start_tern(tmp_path, conninfo, delivery=None, name="tern"):
@@ -138,6 +139,10 @@ def test_database_stopped_in_a_session_gives_4xx_then_mail_is_accepted_again(pg,
         c.send(b"Subject: during\r\n\r\nlost\r\n.\r\n")
         reply = c.reply()
         assert reply.startswith("451 4.3.0"), reply
+    # The queue tools say so in one line.
+    listed = tern.queue("list")
+    assert listed.returncode != 0 and len(listed.stderr.strip().splitlines()) == 1, listed.stderr
+    assert f"port={pg.port}" in listed.stderr
     pg.start()
     # Nothing of it was stored: only the mail from before is there.
     assert pg.sql("SELECT count(*) FROM messages") == "1"
@@ -149,4 +154,39 @@ def test_database_stopped_in_a_session_gives_4xx_then_mail_is_accepted_again(pg,
     subjects = sorted(
         tern.queue("show", str(m["id"])).stdout.split("Subject: ")[1].split()[0] for m in tern.queue_json())
     assert subjects == ["after", "before"]
+    assert tern.stop() == 0
+
+
+def test_the_shared_calls_against_a_real_database(pg):
+    """claim, release, take, leases and LISTEN (tests/unit/spool_postgres_test.cpp),
+    run by the unit test binary built next to tern, on this database."""
+    unit = pathlib.Path(TERN).parent / "unit_tests"
+    assert unit.exists(), f"{unit} is not built (cmake --build build --target unit_tests)"
+    out = subprocess.run([str(unit), "--gtest_filter=PostgresSpool.*"], capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "TERN_TEST_POSTGRES": pg.conninfo})
+    assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
+    assert "[  PASSED  ] 5 tests." in out.stdout and "SKIPPED" not in out.stdout, out.stdout
+
+
+def test_the_spool_follows_a_promoted_standby(pg, tmp_path):
+    """A multi-host connection string: after the primary dies (kill -9) and its
+    synchronous standby is promoted, what got a 250 is there, and mail is
+    accepted again (the committer reconnects; libpq finds the new primary)."""
+    standby = pg.standby()
+    tern = start_tern(tmp_path, multi_host_conninfo(pg, standby))
+    send(tern.port, b"Subject: before\r\n\r\nx\r\n")
+    pg.kill9()
+    standby.promote()
+    deadline = time.monotonic() + 60
+    while True:  # 4xx until the spool has found the new primary, never a 5xx
+        try:
+            send(tern.port, b"Subject: after\r\n\r\ny\r\n")
+            break
+        except smtplib.SMTPDataError as e:
+            assert 400 <= e.smtp_code < 500, e
+            assert time.monotonic() < deadline, "no 250 within 60 s of the promotion"
+    subjects = [tern.queue("show", str(m["id"])).stdout.split("Subject: ")[1].split()[0]
+                for m in tern.queue_json()]
+    assert "before" in subjects and "after" in subjects, subjects
+    assert standby.sql("SELECT count(*) FROM messages") == str(len(subjects))
     assert tern.stop() == 0
