@@ -90,10 +90,16 @@ std::vector<HeaderField> split_header_fields(std::string_view section) {
   std::vector<HeaderField> fields;
   std::size_t pos = 0;
   while (pos < section.size()) {
-    std::size_t nl = section.find('\n', pos);
-    std::size_t next = nl == std::string_view::npos ? section.size() : nl + 1;
+    // A line ends at LF, or at a CR not followed by LF: a bare CR becomes a
+    // line end when the message is sent on (smtp/line_ends.h), so what it
+    // hides must be seen as a field here too.
+    std::size_t nl = pos;
+    while (nl < section.size() && section[nl] != '\n' &&
+           !(section[nl] == '\r' && (nl + 1 == section.size() || section[nl + 1] != '\n')))
+      ++nl;
+    std::size_t next = nl == section.size() ? section.size() : nl + 1;
     std::string_view line = section.substr(pos, next - pos);
-    if (line == "\r\n" || line == "\n") break;  // the end of the header section
+    if (line == "\r\n" || line == "\n" || line == "\r") break;  // the end of the header section
     if (is_wsp(line.front()) && !fields.empty()) {
       fields.back().raw += line;
     } else {

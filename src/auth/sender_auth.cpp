@@ -116,7 +116,13 @@ net::awaitable<SenderAuthVerdict> check_sender(const SenderAuthInput& input,
   dmarc_input.dkim = input.dkim;
   dmarc_input.sample =
       dmarc_sample(input.client_ip + "|" + input.mail_from + "|" + input.from_domain);
-  DmarcOutcome dmarc = co_await dmarc_check(lookups, std::move(dmarc_input));
+  DmarcOutcome dmarc;
+  if (input.from_unusable) {
+    dmarc.result = DmarcResult::kPermerror;
+    dmarc.reason = "no single readable From domain";
+  } else {
+    dmarc = co_await dmarc_check(lookups, std::move(dmarc_input));
+  }
 
   std::string header =
       "Authentication-Results: " + config.hostname + ";\r\n\t" + spf_part(input, spf) + ";\r\n\t";
@@ -132,6 +138,10 @@ net::awaitable<SenderAuthVerdict> check_sender(const SenderAuthInput& input,
     verdict.reason = "DMARC " + std::string(dmarc_policy_name(dmarc.disposition)) + " for " +
                      dmarc.from_domain + " (policy of " + dmarc.policy_domain +
                      "): " + dmarc.reason + "; SPF " + std::string(spf_result_name(spf.result));
+  }
+  if (input.from_unusable) {
+    verdict.action = SenderAuthVerdict::Action::kQuarantine;
+    verdict.reason = "DMARC permerror: no single readable From domain";
   }
   co_return verdict;
 }

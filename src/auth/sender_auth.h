@@ -23,6 +23,11 @@ struct SenderAuthInput {
   std::string mail_from;    // the reverse-path without <>; empty for the null sender
   std::string from_domain;  // the RFC 5322 From domain; empty: none or several
   std::vector<DkimResult> dkim;
+  // A From field is there but names no single domain tern can read (several
+  // From fields, several mailboxes, a malformed address, a header section too
+  // long to read): DMARC cannot pass, and the message is quarantined
+  // (RFC 7489 §6.6.1).
+  bool from_unusable = false;
 };
 
 struct SenderAuthVerdict {

@@ -297,13 +297,16 @@ std::string_view domain_part(std::string_view sender) {
   return at == std::string_view::npos ? sender : sender.substr(at + 1);
 }
 
-// §7.3: a name longer than 253 octets loses labels on the left until it fits.
+// §7.3: a name longer than 253 octets loses labels on the left until it
+// fits: the cut is found in one pass and made once.
 std::string shorten(std::string name) {
-  while (name.size() > 253) {
-    auto dot = name.find('.');
+  std::size_t start = 0;
+  while (name.size() - start > 253) {
+    auto dot = name.find('.', start);
     if (dot == std::string::npos) break;
-    name.erase(0, dot + 1);
+    start = dot + 1;
   }
+  if (start > 0) name.erase(0, start);
   return name;
 }
 
@@ -493,6 +496,7 @@ std::string_view spf_result_name(SpfResult result) {
 
 std::optional<std::string> expand_spf_macros(std::string_view spec, const SpfMacroContext& context,
                                              bool exp_letters) {
+  constexpr std::size_t kMaxExpansion = 8192;  // a domain-spec is at most 253 octets in the end
   std::string out;
   for (std::size_t i = 0; i < spec.size(); ++i) {
     char c = spec[i];
@@ -606,7 +610,12 @@ std::optional<std::string> expand_spf_macros(std::string_view spec, const SpfMac
       }
     }
     out += escape ? url_escape(value) : value;
+    // A stranger's record can ask for any number of macros of a stranger's
+    // long local part: past kMaxExpansion the expansion is refused
+    // (permerror) instead of growing without bound.
+    if (out.size() > kMaxExpansion) return std::nullopt;
   }
+  if (out.size() > kMaxExpansion) return std::nullopt;
   return out;
 }
 

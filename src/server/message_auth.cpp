@@ -69,13 +69,28 @@ bool domain_chars(std::string_view d) {
   return d.find("..") == std::string_view::npos;
 }
 
-// The authserv-id of an Authentication-Results field (RFC 8601 §2.2).
+// The authserv-id of an Authentication-Results field (RFC 8601 §2.2), as a
+// reader would compare it: comments dropped without splitting the token
+// (a comment inside it is removed as a reader removes it), a quoted-string
+// unquoted, a trailing dot dropped.
 std::string authserv_id(std::string_view raw) {
   std::string v = value_without_comments(raw);
   std::string_view s = trim(v);
-  std::size_t end = 0;
-  while (end < s.size() && !is_wsp(s[end]) && s[end] != ';') ++end;
-  return std::string(s.substr(0, end));
+  std::string id;
+  if (s.starts_with('"')) {
+    for (std::size_t i = 1; i < s.size() && s[i] != '"'; ++i) {
+      if (s[i] == '\\' && i + 1 < s.size()) ++i;
+      id += s[i];
+    }
+  } else {
+    // Up to ';', skipping the spaces a comment left inside the token.
+    for (char c : s) {
+      if (c == ';') break;
+      if (!is_wsp(c)) id += c;
+    }
+  }
+  if (!id.empty() && id.back() == '.') id.pop_back();
+  return id;
 }
 
 // Where the header section ends: the offset just after the CR LF of its last
@@ -172,6 +187,7 @@ std::optional<std::string> MessageAuth::headers_done(std::string_view section) {
   for (const auto& f : remaining)
     if (util::iequals(f.name, "From")) has_from = true;
   from_domain_ = from_domain(remaining);
+  from_unusable_ = has_from && from_domain_.empty();
   if (mode_ == Mode::kSign && keys_) {
     // The author's domain; the envelope's only when the message names no author.
     std::string domain = has_from ? from_domain_ : mail_from_domain_;
@@ -194,10 +210,12 @@ std::string MessageAuth::pass(std::string content, bool last) {
     in_headers_ = false;
     std::size_t end = section_end(content);
     if (end == std::string::npos && !last) {
-      // A header section longer than a part: stored as it is, without DKIM.
+      // A header section longer than a part: stored as it is, without DKIM;
+      // its From cannot be read, so DMARC cannot pass (quarantined).
       if (mode_ == Mode::kVerify) {
         verifier_ = std::make_unique<auth::DkimVerifier>(now_);
         verifier_->headers("");
+        from_unusable_ = true;
       }
       if (mode_ == Mode::kSign) mode_ = Mode::kNone;
       return content;

@@ -60,6 +60,9 @@ class MessageAuth {
   Mode mode() const { return mode_; }
   // The RFC 5322 From domain ("" when none or several).
   const std::string& from() const { return from_domain_; }
+  // A From field (or a header section too long to read) without a single
+  // readable domain (auth::SenderAuthInput::from_unusable).
+  bool from_unusable() const { return from_unusable_; }
   // kSign: the DKIM-Signature field, given the header fields tern adds and
   // signs too (its Message-ID); "" when no [[dkim]] key is for the domain.
   std::string signature(std::string_view added_fields);
@@ -79,6 +82,7 @@ class MessageAuth {
   std::int64_t now_;
   bool in_headers_ = true;
   std::string from_domain_;
+  bool from_unusable_ = false;
   std::string signing_domain_;
   std::unique_ptr<auth::DkimSigner> signer_;
   std::unique_ptr<auth::DkimVerifier> verifier_;

@@ -230,6 +230,7 @@ Step Session::finish_message() {
     check.input.helo = helo_;
     check.input.mail_from = e.sender;
     check.input.from_domain = auth.from();
+    check.input.from_unusable = auth.from_unusable();
     sender_check_ = std::move(check);
     return {std::nullopt, Action::kCheckSender};
   }

@@ -56,6 +56,19 @@ TEST(SpfMacros, Rfc7208Section74Examples) {
             "1.0.b.c.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6._spf.example.com");
 }
 
+// A stranger's record may ask for thousands of macros of a long local part:
+// the expansion stops (permerror) instead of growing to megabytes.
+TEST(SpfMacros, ExpansionIsBounded) {
+  auto c = rfc_context("192.0.2.3");
+  std::string local(200, 'a');
+  for (std::size_t i = 1; i < local.size(); i += 2) local[i] = '.';
+  c.sender = local + "@example.com";
+  std::string spec;
+  for (int i = 0; i < 2000; ++i) spec += "%{s}";
+  EXPECT_FALSE(expand_spf_macros(spec + ".com", c).has_value());
+  EXPECT_TRUE(expand_spf_macros("%{s}.com", c).has_value());
+}
+
 TEST(SpfMacros, MalformedMacrosAreErrors) {
   auto c = rfc_context("192.0.2.3");
   for (const char* spec : {"%{x}", "%{d0}", "%{d", "%x", "%", "%{}", "%{c}", "%{d2*}", "a b"}) {

@@ -152,6 +152,45 @@ TEST(SessionSenderAuth, CheckedMailGetsTheVerdictsHeaderOnTop) {
   EXPECT_TRUE(h.last_check->dkim.empty());  // no signature
 }
 
+// A reader compares authserv-ids after unquoting and removing comments, and a
+// bare CR becomes a line end when the message is sent on: each of these
+// forged fields claims tern's own results and must go.
+TEST(SessionSenderAuth, ForgedResultsInAnyFormAreRemoved) {
+  SessionHarness h;
+  h.set_verify_senders(true);
+  h.verdict.header = "Authentication-Results: mail.example.test; spf=none\r\n";
+  std::string reply = h.send_message(
+      "chris@contoso.test", "kate@example.test",
+      "From: chris@contoso.test\r\n"
+      "Authentication-Results: \"mail.example.test\"; dmarc=pass reason=forged1\r\n"
+      "Authentication-Results: MAIL.example.test.; dkim=pass reason=forged2\r\n"
+      "Authentication-Results: mail.example(c).test; spf=pass reason=forged3\r\n"
+      "X-A: x\rAuthentication-Results: mail.example.test; dmarc=pass reason=forged4\r\n"
+      "Authentication-Results: mx.other.example; spf=pass reason=kept\r\n"
+      "Subject: x\r\n\r\nhi\r\n");
+  ASSERT_EQ(reply.rfind("250 2.6.0", 0), 0u) << reply;
+  std::string stored = stored_message(h);
+  for (const char* forged : {"forged1", "forged2", "forged3", "forged4"})
+    EXPECT_EQ(stored.find(forged), std::string::npos) << forged << " in " << stored;
+  EXPECT_NE(stored.find("reason=kept"), std::string::npos);
+  ASSERT_TRUE(h.last_check);
+  EXPECT_FALSE(h.last_check->from_unusable);
+}
+
+// Several From fields (or mailboxes) name no single author: DMARC cannot
+// pass, and the check is told so (it quarantines, RFC 7489 §6.6.1).
+TEST(SessionSenderAuth, SeveralFromFieldsAreNotADmarcNone) {
+  SessionHarness h;
+  h.set_verify_senders(true);
+  std::string reply = h.send_message(
+      "chris@contoso.test", "kate@example.test",
+      "From: ceo@paypal.test\r\nFrom: ceo@paypal.test\r\nSubject: x\r\n\r\nhi\r\n");
+  ASSERT_EQ(reply.rfind("250 2.6.0", 0), 0u) << reply;
+  ASSERT_TRUE(h.last_check);
+  EXPECT_TRUE(h.last_check->from_unusable);
+  EXPECT_EQ(h.last_check->from_domain, "");
+}
+
 TEST(SessionSenderAuth, QuarantineAddsItsHeader) {
   SessionHarness h;
   h.set_verify_senders(true);
