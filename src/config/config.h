@@ -64,7 +64,7 @@ struct Spool {
 
 // A node of a cluster sharing one PostgreSQL-held queue (SPEC §6).
 struct Cluster {
-  std::string node;                 // this node's name in leases; empty: hostname
+  std::string node;  // this node's name in leases; unset: the machine's host name (gethostname)
   std::uint64_t lease_ms = 60'000;  // how long a node holds a message it delivers
 };
 

@@ -270,7 +270,10 @@ Config parse_table(const toml::table& root, const fs::path& file) {
   sub_table(r, "sender_auth", file_name, [&](TableReader& t) { read_sender_auth(t, base, c); });
   r.finish();
 
-  if (c.cluster.node.empty()) c.cluster.node = c.hostname;
+  // The machine's name, not the configured one: nodes of an MX pool often
+  // share one configuration, and two nodes of one name would free each
+  // other's leases at start.
+  if (c.cluster.node.empty()) c.cluster.node = system_hostname();
   if (c.spool.backend == "postgres" && c.spool.postgres.empty())
     throw ConfigError(file_name, 1, "spool",
                       "backend = \"postgres\" needs postgres = \"<libpq connection string>\"");

@@ -164,14 +164,18 @@ inline constexpr const char* kClaim =
     "AND (lease_owner IS NULL OR lease_expiry < now()) "
     "ORDER BY next_attempt LIMIT $4 FOR UPDATE SKIP LOCKED), "
     "act AS (SELECT id, 0::bigint AS next_attempt FROM messages WHERE action IS NOT NULL "
-    "AND local = $3 AND (lease_owner IS NULL OR lease_expiry < now()) "
+    "AND held IS NULL AND local = $3 AND (lease_owner IS NULL OR lease_expiry < now()) "
     "LIMIT $4 FOR UPDATE SKIP LOCKED), "
     "d AS (SELECT id FROM (SELECT id, min(next_attempt) AS n FROM "
     "(SELECT * FROM act UNION ALL SELECT * FROM due) u GROUP BY id) v ORDER BY n LIMIT $4), "
+    // The action is handed to this claimer once: cleared as it is taken, so
+    // a message is not claimed again and again for it.
+    "old AS (SELECT m.id, m.action FROM messages m JOIN d ON m.id = d.id), "
     "c AS (UPDATE messages m SET lease_owner = $1, "
     "lease_expiry = now() + $2::bigint * interval '1 millisecond', "
-    "lease_epoch = m.lease_epoch + 1 "
-    "FROM d WHERE m.id = d.id RETURNING m.id, m.local, m.lease_epoch, m.envelope, m.action) "
+    "lease_epoch = m.lease_epoch + 1, action = NULL "
+    "FROM old WHERE m.id = old.id "
+    "RETURNING m.id, m.local, m.lease_epoch, m.envelope, old.action) "
     "SELECT c.id, c.local, c.lease_epoch, c.envelope, coalesce(c.action, ''), "
     "coalesce((SELECT string_agg(data, ''::bytea ORDER BY seq) FROM chunks "
     "WHERE message_id = c.id), ''::bytea) FROM c";
