@@ -199,7 +199,15 @@ void PgSpool::apply(SpoolChange change, CommitCallback done) {
       job.change = std::move(change);
       job.done = std::move(done);
       (only_adds ? adds_ : jobs_).push_back(std::move(job));
-      signal();
+      if (!only_adds) {
+        signal();
+      } else if (std::exchange(accept_idle_, false) && io_) {
+        // A lane busy with a commit takes what came meanwhile when it
+        // returns: waking the committer's thread for each message is wasted.
+        asio::post(*io_, [this] {
+          if (accept_signal_) accept_signal_->cancel();
+        });
+      }
       return;
     }
   }
@@ -376,6 +384,7 @@ net::awaitable<void> PgSpool::accept_loop(std::size_t lane) {
       std::move(adds_.begin(), adds_.begin() + n, std::back_inserter(jobs));
       adds_.erase(adds_.begin(), adds_.begin() + n);
       closing = closing_ && adds_.empty();
+      if (jobs.empty()) accept_idle_ = true;  // apply() wakes the lanes
     }
     if (jobs.empty()) {
       if (closing) break;

@@ -112,6 +112,7 @@ class PgSpool final : public Spool {
   std::vector<Job> adds_;  // changes that only add messages (new mail): the accept lanes
   bool closing_ = false;
   bool want_ids_ = false;
+  bool accept_idle_ = false;  // an accept lane waits for new mail (apply() wakes it)
   std::function<void()> wake_;
 
   mutable std::mutex leases_mu_;
