@@ -21,6 +21,7 @@ namespace {
 constexpr std::chrono::milliseconds kFirstBackoff{250};
 constexpr std::chrono::milliseconds kMaxBackoff{5000};
 constexpr std::size_t kMaxChangesPerCommit = 500;
+constexpr std::size_t kMaxChunkBytes = 64 * 1024 * 1024;
 // Connections for new mail. Two (a batch sent while the previous one waits for
 // its WAL flush) measured slower than one: each transaction flushes on its own.
 constexpr std::size_t kAccepters = 1;
@@ -125,10 +126,19 @@ void add_new_messages(std::vector<pg::Query>& q, const std::vector<const NewMess
        {pg::bigint_array(ids), pg::bytea_array(envelope_views), pg::bigint_array(next_attempts),
         pg::boolean_array(local), pg::text_array_binary(held), pg::integer_array(parts)},
        false});
-  if (!data.empty())
+  // Chunk rows in statements of at most kMaxChunkBytes: a value the server
+  // reads is at most 1 GB, and a batch may hold large notices (DSNs).
+  for (std::size_t first = 0; first < data.size();) {
+    std::size_t last = first, bytes = 0;
+    while (last < data.size() && (last == first || bytes + data[last].size() <= kMaxChunkBytes))
+      bytes += data[last++].size();
     q.push_back({sql::kAddChunks,
-                 {pg::bigint_array(chunk_ids), pg::bigint_array(seqs), pg::bytea_array(data)},
+                 {pg::bigint_array({chunk_ids.begin() + first, chunk_ids.begin() + last}),
+                  pg::bigint_array({seqs.begin() + first, seqs.begin() + last}),
+                  pg::bytea_array({data.begin() + first, data.begin() + last})},
                  false});
+    first = last;
+  }
   if (!d_ids.empty())
     q.push_back({sql::kAddDeliveries,
                  {pg::bigint_array(d_ids), pg::integer_array(d_idx),
