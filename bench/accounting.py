@@ -210,3 +210,56 @@ class Accounting:
             CLEANUP.pop(self._token)
             self._token = None
 
+
+
+class CombinedAccounting:
+    """Several servers' accountings read as one (tern and the PostgreSQL it keeps its
+    queue in): CPU summed, peak memory summed (each part's own peak, so an upper bound
+    of the peak of the sum); `parts` lets a window report each part too."""
+
+    def __init__(self, parts: dict[str, Accounting]) -> None:
+        self.parts = parts
+
+    @property
+    def mode(self) -> str:
+        return " + ".join(f"{k}: {a.mode}" for k, a in self.parts.items())
+
+    def cpu_ns(self) -> int:
+        return sum(a.cpu_ns() for a in self.parts.values())
+
+    def user_sys_s(self) -> tuple[float, float] | None:
+        got = [a.user_sys_s() for a in self.parts.values()]
+        if any(g is None for g in got):
+            return None
+        return sum(g[0] for g in got), sum(g[1] for g in got)
+
+    def memory_stat(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for a in self.parts.values():
+            for k, v in a.memory_stat().items():
+                out[k] = out.get(k, 0) + v
+        return out
+
+    def reset_peak(self) -> None:
+        for a in self.parts.values():
+            a.reset_peak()
+
+    def peak_bytes(self) -> int | None:
+        got = [a.peak_bytes() for a in self.parts.values()]
+        return None if any(g is None for g in got) else sum(got)
+
+    @property
+    def max_anon(self) -> int:
+        return sum(a.max_anon for a in self.parts.values())
+
+    @property
+    def max_rss_sum(self) -> int:
+        return sum(a.max_rss_sum for a in self.parts.values())
+
+    def start_sampling(self, interval: float = 0.1) -> None:
+        for a in self.parts.values():
+            a.start_sampling(interval)
+
+    def stop_sampling(self) -> None:
+        for a in self.parts.values():
+            a.stop_sampling()

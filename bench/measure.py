@@ -191,18 +191,22 @@ class Window:
     """A measured window of one server: its cgroup's CPU (user/system split), its
     threads' CPU (pid, for tern), peak memory, and the machine's and this process's
     CPU, to tell what other work took. Starting it resets the peak and starts the
-    memory sampling; end() takes the second readings and stops the sampling."""
+    memory sampling; end() takes the second readings and stops the sampling. A combined
+    accounting (tern and its PostgreSQL) is read as a whole, and each part apart too."""
 
     def __init__(self, acct, pid: int | None = None) -> None:
         self.acct, self.pid = acct, pid
+        self.parts = getattr(acct, "parts", {})
         acct.reset_peak()
         acct.start_sampling()
         self.m0, self.self0 = machine_cpu(), self_cpu_s()
+        self.parts0 = {k: a.cpu_ns() for k, a in self.parts.items()}
         self.cpu0, self.us0 = acct.cpu_ns(), acct.user_sys_s()
         self.threads0 = thread_cpu(pid) if pid else {}
 
     def end(self) -> None:
         self.cpu1, self.us1 = self.acct.cpu_ns(), self.acct.user_sys_s()
+        self.parts1 = {k: a.cpu_ns() for k, a in self.parts.items()}
         self.threads1 = thread_cpu(self.pid) if self.pid else {}
         self.m1, self.self1 = machine_cpu(), self_cpu_s()
         self.acct.stop_sampling()
@@ -226,6 +230,14 @@ class Window:
         res["peak_anon_mb"] = self.acct.max_anon / 2**20 if self.acct.max_anon else None
         res["peak_rss_sum_mb"] = self.acct.max_rss_sum / 2**20
         res["fsync_ms_after"] = round(fsync_probe(folder, 30), 3)
+        if self.parts:
+            res["parts"] = {}
+            for k, a in self.parts.items():
+                peak = a.peak_bytes()
+                res["parts"][k] = {"cpu_s": round((self.parts1[k] - self.parts0[k]) / 1e9, 3),
+                                   "peak_anon_mb": a.max_anon / 2**20 if a.max_anon else None,
+                                   "peak_rss_sum_mb": a.max_rss_sum / 2**20,
+                                   "peak_cgroup_mb": peak / 2**20 if peak is not None else None}
 
 
 def end_to_end(res: dict, messages: int, wall: float, inject_wall: float, cpu_s: float) -> None:

@@ -1,7 +1,8 @@
 """The results: medians per server and scenario, ratios, the issue's targets, tables.
 
 summarize() and summarize_relay() (also used for the local scenario) pick the run with the median throughput of each
-server in each scenario and compute tern/Postfix and tern/smtp-sink ratios;
+server in each scenario and compute tern/Postfix and tern/smtp-sink ratios (and, for
+tern-pg, tern on PostgreSQL, the same and tern-pg/tern: PostgreSQL against RocksDB);
 targets() judges the issue's targets on them; print_report() prints the tables
 on stdout (run.py writes everything, every run included, to the JSON file).
 """
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 from measure import noisy
 
-LABELS = {"tern": "tern", "tern+plog": "tern+protolog", "postfix": "postfix", "sink": "smtp-sink"}
+LABELS = {"tern": "tern", "tern+plog": "tern+protolog", "tern-pg": "tern-pg", "postfix": "postfix",
+          "sink": "smtp-sink"}
 
 
 def fmt(v, spec=".1f", none="-") -> str:
@@ -52,10 +54,11 @@ def summarize(runs: list[dict], scenarios: list[dict], servers: list[str]) -> di
                 "runs": len(mine), "errors": sum(len(r["errors"]) for r in mine),
                 "foreign_cpu_s": m.get("foreign_cpu_s"), "wall_s": m.get("wall_s"),
                 "msgs_per_s_all": [round(r.get("msgs_per_s") or 0, 1) for r in mine],
+                "parts": m.get("parts"), "postgres": m.get("postgres"),
             }
         s = entry["servers"]
         for t in [k for k in s if k.startswith("tern")]:
-            for other in ("postfix", "sink"):
+            for other in ("postfix", "sink") + (("tern",) if t == "tern-pg" else ()):
                 if other in s:
                     entry["ratios"][f"{t}/{other}"] = {
                         "throughput": ratio(s[t]["msgs_per_s"], s[other]["msgs_per_s"]),
@@ -85,15 +88,17 @@ def summarize_relay(runs: list[dict], scenarios: list[dict], servers: list[str])
                 "runs": len(mine), "errors": sum(len(r["errors"]) for r in mine),
                 "foreign_cpu_s": m.get("foreign_cpu_s"), "threads_cpu": m.get("threads_cpu"),
                 "delivered_per_s_all": [round(r.get("delivered_per_s") or 0, 1) for r in mine],
+                "parts": m.get("parts"), "postgres": m.get("postgres"),
             }
         s = entry["servers"]
         for t in [k for k in s if k.startswith("tern")]:
-            if "postfix" in s:
-                entry["ratios"][f"{t}/postfix"] = {
-                    "delivered": ratio(s[t]["delivered_per_s"], s["postfix"]["delivered_per_s"]),
-                    "inject": ratio(s[t]["inject_per_s"], s["postfix"]["inject_per_s"]),
-                    "cpu_per_msg": ratio(s[t]["cpu_ms_per_msg"], s["postfix"]["cpu_ms_per_msg"]),
-                }
+            for other in ("postfix",) + (("tern",) if t == "tern-pg" else ()):
+                if other in s:
+                    entry["ratios"][f"{t}/{other}"] = {
+                        "delivered": ratio(s[t]["delivered_per_s"], s[other]["delivered_per_s"]),
+                        "inject": ratio(s[t]["inject_per_s"], s[other]["inject_per_s"]),
+                        "cpu_per_msg": ratio(s[t]["cpu_ms_per_msg"], s[other]["cpu_ms_per_msg"]),
+                    }
         summary[sc["name"]] = entry
     return summary
 
@@ -115,6 +120,10 @@ def targets(summary: dict, relay: dict, idle: dict | None, local: dict | None = 
             add("goal", f"{name}: tern msgs/s >= 0.5x smtp-sink", rs["throughput"], rs["throughput"] >= 0.5)
         if e["sessions"] == 1 and rt and rt["latency"] is not None:
             add("target", f"{name}: tern latency <= 0.5x Postfix", rt["latency"], rt["latency"] <= 0.5)
+        rp = e["ratios"].get("tern-pg/postfix")
+        if e["sessions"] > 1 and rp and rp["throughput"] is not None:
+            add("target", f"{name}: tern-pg (PostgreSQL spool) msgs/s >= 2x Postfix", rp["throughput"],
+                rp["throughput"] >= 2)
     for name, e in relay.items():
         rt = e["ratios"].get("tern/postfix")
         if rt and rt["delivered"] is not None:
@@ -137,7 +146,7 @@ def targets(summary: dict, relay: dict, idle: dict | None, local: dict | None = 
 
 
 def _memory(s: dict) -> str:
-    return fmt(s["peak_anon_mb"] if s["peak_anon_mb"] is not None else s["peak_rss_sum_mb"])
+    return fmt(s["peak_anon_mb"] if s.get("peak_anon_mb") is not None else s.get("peak_rss_sum_mb"))
 
 
 def print_accept(summary: dict) -> None:
@@ -154,6 +163,38 @@ def print_accept(summary: dict) -> None:
             a, b = key.split("/")
             print(f"  {LABELS[a]}/{LABELS[b]}: throughput {fmt(r['throughput'], '.2f')}x, "
                   f"latency {fmt(r['latency'], '.2f')}x, CPU per message {fmt(r['cpu_per_msg'], '.2f')}x")
+        print_postgres(e, "msgs_per_s")
+
+
+def print_postgres(e: dict, rate_key: str) -> None:
+    """tern-pg's PostgreSQL: its share of the CPU and memory in the row above, and what
+    the database did in the window (write transactions = xids assigned, WAL flushes)."""
+    s = e["servers"].get("tern-pg")
+    if not s:
+        return
+    n = e["messages"]
+    pg_part = (s.get("parts") or {}).get("postgres")
+    tern_part = (s.get("parts") or {}).get("tern")
+    if pg_part and tern_part:
+        print(f"  tern-pg's CPU and memory above are tern + PostgreSQL: tern {tern_part['cpu_s']:.2f} s "
+              f"({tern_part['cpu_s'] / n * 1000:.3f} ms/msg, RSS {_memory(tern_part)} MB), PostgreSQL "
+              f"{pg_part['cpu_s']:.2f} s ({pg_part['cpu_s'] / n * 1000:.3f} ms/msg, RSS "
+              f"{_memory(pg_part)} MB, cgroup {fmt(pg_part['peak_cgroup_mb'])} MB incl. shared_buffers "
+              "touched)")
+    pg = s.get("postgres")
+    if not pg or not pg.get("write_xacts"):
+        return
+    rate = s.get(rate_key)
+    secs = n / rate if rate else None
+    x, sync = pg["write_xacts"], pg.get("wal_sync") or 0
+    print(f"  PostgreSQL in the window: {x} write transactions ({fmt(x / secs if secs else None, '.0f')}/s, "
+          f"{n / x:.2f} msgs each), {sync} WAL flushes ({fmt(sync / secs if secs else None, '.0f')}/s, "
+          f"{fmt(n / sync if sync else None, '.2f')} msgs each, {fmt(pg.get('wal_sync_time_ms', 0) / sync if sync else None, '.2f')} ms each), "
+          f"WAL {pg.get('wal_lsn_bytes', 0) / n / 1024:.1f} KB/msg, rows per msg: "
+          f"{pg.get('tup_inserted', 0) / n:.1f} inserted, {pg.get('tup_updated', 0) / n:.1f} updated, "
+          f"{pg.get('tup_deleted', 0) / n:.1f} deleted")
+    for st in (pg.get("statements") or [])[:5]:
+        print(f"    {st['calls'] / n:6.2f} calls/msg {st['total_ms']:9.1f} ms  {st['query'][:90]}")
 
 
 def _print_end_to_end(results: dict, title: str, inject_head: str, inject_ratio: str, conns: bool) -> None:
@@ -180,6 +221,7 @@ def _print_end_to_end(results: dict, title: str, inject_head: str, inject_ratio:
             a, b = key.split("/")
             print(f"  {LABELS[a]}/{LABELS[b]}: delivered msgs/s {fmt(r['delivered'], '.2f')}x, "
                   f"{inject_ratio} {fmt(r['inject'], '.2f')}x, CPU per message {fmt(r['cpu_per_msg'], '.2f')}x")
+        print_postgres(e, "delivered_per_s")
 
 
 def print_relay(relay: dict) -> None:
@@ -214,6 +256,13 @@ def print_report(summary: dict, relay: dict, idle: dict | None, tgt: list[dict],
       f"{'one message per connection' if not meta['reuse'] else 'connections reused (-d)'}")
     p("CPU = all processes of the server (cgroup cpuacct); RSS = peak anonymous memory of the server's "
       "cgroup; cgroup = memory.max_usage_in_bytes (includes the page cache of the queue files).")
+    if meta.get("postgres_missing"):
+        p("")
+        p(f"*** tern-pg (tern with its queue in PostgreSQL) was NOT measured: {meta['postgres_missing']} ***")
+    if "tern-pg" in meta["servers"] and meta.get("postgres_version"):
+        p(f"tern-pg = tern with [spool] backend = \"postgres\" on a private {meta.get('postgres_version')} on "
+          "this machine (fsync and synchronous_commit on, shared_buffers 256MB); its CPU and memory include "
+          "PostgreSQL's server processes (each part listed below its table).")
     print_accept(summary)
     if relay:
         p("")

@@ -3,10 +3,11 @@
 
 Four scenarios, each server started fresh in its own temp folder on one disk and
 driven by Postfix's smtp-source (see bench/README.md):
-  accept  how fast tern, Postfix (every message on hold) and smtp-sink (no queue:
-          the upper bound) receive, sync and answer 250      -> scenario_accept.py
-  relay   end to end: tern or Postfix relays every message to an smtp-sink of its
-          own; delivered messages/s                          -> scenario_relay.py
+  accept  how fast tern, tern-pg (its queue in a private PostgreSQL 15), Postfix
+          (every message on hold) and smtp-sink (no queue: the upper bound)
+          receive, sync and answer 250                       -> scenario_accept.py
+  relay   end to end: tern, tern-pg or Postfix relays every message to an
+          smtp-sink of its own; delivered messages/s         -> scenario_relay.py
   local   end to end: tern or Postfix (`virtual`) delivers every message to a
           local Maildir; delivered messages/s, accept rate   -> scenario_local.py
   idle    tern's memory with 10,000 idle connections         -> scenario_idle.py
@@ -38,6 +39,7 @@ from pathlib import Path  # noqa: E402
 from cleanup import CLEANUP, log, stop_on_signals  # noqa: E402
 from load import HELO, RECIPIENT, RELAY_RECIPIENT, SENDER  # noqa: E402
 from measure import fsync_probe, noisy, run_text, wait_quiet  # noqa: E402
+from postgres import available as postgres_available  # noqa: E402
 from report import LABELS, fmt, print_report, summarize, summarize_relay, targets  # noqa: E402
 from scenario_accept import measure_accept  # noqa: E402
 from scenario_idle import idle_connections  # noqa: E402
@@ -66,7 +68,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--size", type=int, default=1024, help="message payload bytes, smtp-source -l (default 1024)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per server and scenario, median reported (default 3)")
     ap.add_argument("--warmup", type=int, default=200, help="unmeasured messages before each run (default 200)")
-    ap.add_argument("--only", default=None, help="tern|postfix|sink (comma-separated list allowed)")
+    ap.add_argument("--only", default=None,
+                    help="tern|tern-pg|postfix|sink (comma-separated list allowed; tern-pg = tern on a private "
+                         "PostgreSQL 15, included by default when it is installed)")
     ap.add_argument("--only-scenario", default=None, metavar="LIST",
                     help="accept|relay|local|idle (comma-separated list allowed; default all four)")
     ap.add_argument("--protocol-log", choices=("off", "on", "both"), default="off",
@@ -105,10 +109,18 @@ def parse_args() -> argparse.Namespace:
     if (any(s < 1 for s in args.session_list + args.relay_session_list + args.local_session_list) or args.messages < 1
             or args.relay_messages < 1 or args.repeat < 1):
         ap.error("sessions, messages and repeat must be positive")
-    args.only_set = set(args.only.split(",")) if args.only else {"tern", "postfix", "sink"}
-    bad = args.only_set - {"tern", "postfix", "sink"}
+    # tern-pg needs PostgreSQL 15: by default it is left out, loudly, when it is missing;
+    # asked for by --only, its absence is an error.
+    args.postgres_missing = postgres_available()
+    if args.only:
+        args.only_set = set(args.only.split(","))
+        if "tern-pg" in args.only_set and args.postgres_missing:
+            ap.error(f"--only tern-pg: {args.postgres_missing}")
+    else:
+        args.only_set = {"tern", "postfix", "sink"} | ({"tern-pg"} if not args.postgres_missing else set())
+    bad = args.only_set - {"tern", "tern-pg", "postfix", "sink"}
     if bad:
-        ap.error(f"--only takes tern, postfix or sink, not {', '.join(sorted(bad))}")
+        ap.error(f"--only takes tern, tern-pg, postfix or sink, not {', '.join(sorted(bad))}")
     args.scenario_set = set(args.only_scenario.split(",")) if args.only_scenario else set(SCENARIOS)
     bad = args.scenario_set - set(SCENARIOS)
     if bad:
@@ -123,6 +135,8 @@ def server_list(args) -> list[str]:
             servers.append("tern")
         if args.protocol_log in ("on", "both"):
             servers.append("tern+plog")
+    if "tern-pg" in args.only_set:
+        servers.append("tern-pg")
     if "postfix" in args.only_set:
         servers.append("postfix")
     if "sink" in args.only_set:
@@ -216,6 +230,11 @@ def main() -> int:
         log(f"bench: {tern_src} not found; run `make build` first")
         return 2
 
+    if args.postgres_missing and not args.only:
+        log("")
+        log(f"bench: *** tern-pg (tern on PostgreSQL) is NOT measured: {args.postgres_missing} ***")
+        log("")
+
     stop_on_signals()
     if args.wait_quiet > 0:
         wait_quiet(args.wait_quiet)
@@ -241,6 +260,9 @@ def main() -> int:
             "git_dirty": bool(run_text(["git", "-C", str(REPO), "status", "--porcelain", "--", "src", "app"])),
             "tern_version": run_text([str(tern_binary), "version"]) if tern_binary.exists() else None,
             "postfix_version": run_text([POSTCONF, "-d", "-h", "mail_version"]),
+            "postgres_version": (run_text(["/usr/lib/postgresql/15/bin/postgres", "--version"])
+                                 if "tern-pg" in used else None),
+            "postgres_missing": args.postgres_missing if not args.only else None,
             "workdir": str(top), "workdir_device": os.stat(top).st_dev,
             "fsync_ms": fsync_probe(top), "loadavg_start": os.getloadavg(),
             "size": args.size, "repeat": args.repeat, "reuse": args.reuse, "servers": servers,

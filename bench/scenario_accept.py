@@ -41,6 +41,7 @@ def measure_accept(kind: str, scenario: dict, args, top: Path, tern_binary: Path
             if q0["count"] != warmup:
                 res["errors"].append(f"after warm-up {q0['count']} messages queued, expected {warmup}")
         end_warmup(phase)
+        srv.begin_window()
         window = Window(srv.acct)
         r = smtp_source(srv.port, messages, sessions, args.size, args.reuse)
         window.end()

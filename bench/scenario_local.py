@@ -96,6 +96,7 @@ def measure_local(kind: str, scenario: dict, args, top: Path, tern_binary: Path)
         check_drained_after_warmup(srv, res)
         end_warmup(phase)
 
+        srv.begin_window()
         window = Window(srv.acct, pid)
         r, t0, (t_done, n_done), limit = smtp_source_during(
             srv.port, messages, sessions, args, RECIPIENT,

@@ -26,7 +26,7 @@ from server_sink import SinkServer
 from server_tern import TernServer
 from servers import Server, check_drained_after_run, check_drained_after_warmup, finish_server, make_server
 
-RELAY_SERVERS = ("tern", "tern+plog", "postfix")
+RELAY_SERVERS = ("tern", "tern+plog", "tern-pg", "postfix")
 
 
 def measure_relay(kind: str, scenario: dict, args, top: Path, tern_binary: Path) -> dict:
@@ -52,6 +52,7 @@ def measure_relay(kind: str, scenario: dict, args, top: Path, tern_binary: Path)
         check_drained_after_warmup(srv, res)
         end_warmup(phase)
 
+        srv.begin_window()
         window = Window(srv.acct, pid)
         sink0 = sink.acct.cpu_ns()
         sink.expect(warmup + messages)

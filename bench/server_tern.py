@@ -10,6 +10,9 @@ for, RLIMIT_NOFILE 65536 (for 10,000 idle connections). Two modes:
   local  (local=True): delivery on, every message goes to the [[mailbox]]
          sink@example.test, a Maildir in mail/sink (file and new/ fsync'd).
 Every message is synced to the spool before its 250 (tern always does).
+TernPgServer (kind tern-pg) is the same tern with [spool] backend = "postgres" on a
+private PostgreSQL started for the run (postgres.py); its CPU and memory are counted
+with tern's (CombinedAccounting) and reported apart too.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import threading
 import time
 from pathlib import Path
 
-from accounting import Accounting
+from accounting import Accounting, CombinedAccounting
 from cleanup import CLEANUP, BenchError
 from measure import proc_status
 from servers import HOST, Server
@@ -47,7 +50,7 @@ max_connections_per_source = 20000
 [spool]
 path = "spool"
 min_free = "10MB"
-
+{spool}
 [domains]
 accepted = ["example.test"]
 
@@ -61,7 +64,7 @@ networks = ["127.0.0.0/8"]
 [log]
 directory = "log"
 protocol = {protocol}
-{delivery}"""
+{delivery}{cluster}"""
 
 DELIVERY_OFF = """
 [delivery]
@@ -87,7 +90,7 @@ class TernServer(Server):
     kind = "tern"
 
     def __init__(self, binary: Path, top: Path, protocol_log: bool, use_cgroups: bool, label: str,
-                 relay_to: int | None = None, local: bool = False) -> None:
+                 relay_to: int | None = None, local: bool = False, spool: str = "", cluster: str = "") -> None:
         self.binary = binary
         self.label = label
         self.protocol_log = protocol_log
@@ -104,10 +107,13 @@ class TernServer(Server):
         else:
             delivery = DELIVERY_TO_SINK.format(host=HOST, port=relay_to)
         self.maildir = self.dir / "mail" / "sink"     # where the local scenario's mail lands
-        self.config.write_text(TERN_CONFIG.format(protocol="true" if protocol_log else "false",
-                                                  delivery=delivery))
-        self.acct = Accounting(label, use_cgroups)
-        self.acct.exe_prefixes = (str(binary),)
+        self.config_args = {"protocol": "true" if protocol_log else "false", "delivery": delivery,
+                            "spool": spool, "cluster": cluster}
+        self.config.write_text(TERN_CONFIG.format(**self.config_args))
+        # tern's own processes; self.acct is what a run measures (tern-pg adds PostgreSQL).
+        self.tern_acct = Accounting(label, use_cgroups)
+        self.tern_acct.exe_prefixes = (str(binary),)
+        self.acct = self.tern_acct
         self.proc: subprocess.Popen | None = None
         self.stderr_lines: list[str] = []
         self._drain: threading.Thread | None = None
@@ -115,7 +121,7 @@ class TernServer(Server):
         self.ready_line = ""
 
     def start(self) -> None:
-        acct = self.acct
+        acct = self.tern_acct
 
         def pre():
             try:
@@ -230,11 +236,53 @@ class TernServer(Server):
             self._drain.join(timeout=10)
         if self._token:
             CLEANUP.pop(self._token)
-        out["leftover_processes"] = len(self.acct.kill_remaining())
-        self.acct.close()
+        out["leftover_processes"] = len(self.tern_acct.kill_remaining())
+        self.tern_acct.close()
         return out
 
     def notes(self) -> list[str]:
         boring = ("tern: listening", "tern: ready", "tern: stopping", "tern: stopped")
         return [l for l in self.stderr_lines if l.strip() and not l.startswith(boring)]
 
+
+
+PG_SPOOL = """backend = "postgres"
+postgres = "{conninfo}"
+"""
+
+PG_CLUSTER = """
+[cluster]
+node = "bench"
+lease = "60s"
+"""
+
+
+class TernPgServer(TernServer):
+    """tern with its queue in a private PostgreSQL started for this run (postgres.py).
+    The measured accounting is tern's and PostgreSQL's together; begin_window() and
+    stop() read PostgreSQL's statistics for the window (stop()["postgres"])."""
+
+    def __init__(self, binary: Path, top: Path, use_cgroups: bool, label: str, **options) -> None:
+        super().__init__(binary, top, False, use_cgroups, label, spool=PG_SPOOL, cluster=PG_CLUSTER, **options)
+        from postgres import PrivatePostgres
+        self.pg = PrivatePostgres(top, self.dir / "pg", use_cgroups, label)
+        self.acct = CombinedAccounting({"tern": self.tern_acct, "postgres": self.pg.acct})
+
+    def start(self) -> None:
+        self.pg.start()
+        self.config_args["spool"] = PG_SPOOL.format(conninfo=self.pg.conninfo())
+        self.config.write_text(TERN_CONFIG.format(**self.config_args))
+        super().start()
+
+    def begin_window(self) -> None:
+        self.pg.window_start()
+
+    def stop(self) -> dict:
+        out = super().stop()
+        try:
+            out["postgres"] = self.pg.window_result()
+        except BenchError as e:
+            out["postgres_error"] = str(e)
+        out["postgres_start_s"] = self.pg.start_s
+        out["postgres_stop"] = self.pg.stop()
+        return out

@@ -45,18 +45,23 @@ class Server:
         """Warnings and errors the server logged (for the report)."""
         return []
 
+    def begin_window(self) -> None:
+        """Called just before the measured window (tern-pg reads PostgreSQL's counters)."""
+
     def postqueue(self) -> list[dict] | None:
         """The messages `postqueue -j` lists (Postfix); None for other servers."""
         return None
 
 
 def make_server(kind: str, args, top, tern_binary, **options) -> Server:
-    """A fresh server of this kind (tern, tern+plog, postfix, sink) in a folder under
+    """A fresh server of this kind (tern, tern+plog, tern-pg, postfix, sink) in a folder under
     `top`; options (relay_to=<sink port>, local=True) configure tern and Postfix."""
     # Imported here: the server modules import this one.
     from server_postfix import PostfixServer
     from server_sink import SinkServer
-    from server_tern import TernServer
+    from server_tern import TernPgServer, TernServer
+    if kind == "tern-pg":
+        return TernPgServer(tern_binary, top, not args.no_cgroups, kind, **options)
     if kind in ("tern", "tern+plog"):
         return TernServer(tern_binary, top, kind == "tern+plog", not args.no_cgroups, kind, **options)
     if kind == "postfix":
@@ -145,6 +150,13 @@ def finish_server(srv: Server | None, kind: str, res: dict, keep: bool, phase: P
         st = res.get("stop", {})
         if st.get("exit_code") not in (0, None):
             res["errors"].append(f"tern exited with {st.get('exit_code')} on SIGTERM")
+        if "postgres" in st:
+            res["postgres"] = st["postgres"]
+        if st.get("postgres_error"):
+            res["errors"].append(f"PostgreSQL statistics: {st['postgres_error']}")
+        pst = st.get("postgres_stop") or {}
+        if pst.get("stop_error"):
+            res["errors"].append(pst["stop_error"])
         if "vm" in st:
             res["tern_vmhwm_mb"] = st["vm"].get("VmHWM", 0) / 1024
             res["tern_threads"] = st["vm"].get("Threads")

@@ -8,6 +8,9 @@
 #include <openssl/x509.h>
 
 #include <algorithm>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
 
 #include "util/base64.h"
 #include "util/text.h"
@@ -195,6 +198,50 @@ bool verify_signature(EVP_PKEY* key, bool ed25519, std::string_view data, std::s
                           reinterpret_cast<const unsigned char*>(input.data()), input.size()) == 1;
 }
 
+Pkey decode_key(bool ed25519, const std::string& p) {
+  Pkey pkey;
+  auto raw = reinterpret_cast<const unsigned char*>(p.data());
+  if (ed25519) {
+    pkey.reset(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, raw, p.size()));
+    return pkey;
+  }
+  const unsigned char* q = raw;
+  pkey.reset(d2i_PUBKEY(nullptr, &q, static_cast<long>(p.size())));
+  if (!pkey) {  // a bare RSAPublicKey, as some publish it
+    q = raw;
+    pkey.reset(d2i_PublicKey(EVP_PKEY_RSA, nullptr, &q, static_cast<long>(p.size())));
+  }
+  if (pkey && EVP_PKEY_get_base_id(pkey.get()) != EVP_PKEY_RSA) pkey.reset();
+  return pkey;
+}
+
+// Public keys decoded from key records, shared by every verifier of the
+// process: OpenSSL 3 decodes a DER key through its decoder framework, which
+// costs several times the RSA verification itself, and a sending domain signs
+// many messages with one key. Keyed by the algorithm and the raw key octets
+// (what the record says, so a changed record is a new entry); at most
+// kMaxDecodedKeys, all dropped when full. A key is only read once decoded,
+// which OpenSSL 3 allows from several threads at once.
+constexpr std::size_t kMaxDecodedKeys = 1024;
+
+std::shared_ptr<EVP_PKEY> decoded_key(bool ed25519, const std::string& p) {
+  static std::mutex mutex;
+  static std::unordered_map<std::string, std::shared_ptr<EVP_PKEY>> keys;
+  std::string id = (ed25519 ? "ed25519:" : "rsa:") + p;
+  {
+    std::lock_guard lock(mutex);
+    auto it = keys.find(id);
+    if (it != keys.end()) return it->second;
+  }
+  Pkey decoded = decode_key(ed25519, p);
+  if (!decoded) return nullptr;
+  std::shared_ptr<EVP_PKEY> key(decoded.release(), PkeyDeleter{});
+  std::lock_guard lock(mutex);
+  if (keys.size() >= kMaxDecodedKeys) keys.clear();
+  keys.emplace(std::move(id), key);
+  return key;
+}
+
 }  // namespace
 
 KeyParse parse_dkim_key_record(std::string_view txt) {
@@ -348,20 +395,8 @@ DkimResult DkimVerifier::check(Pending& p, const dns::TxtResult& answer) const {
   const std::string& body_hash = sig.body_canon == Canon::kSimple ? simple_hash_ : relaxed_hash_;
   if (body_hash != sig.bh) return set("fail", "body hash did not verify");
 
-  Pkey pkey;
-  auto raw = reinterpret_cast<const unsigned char*>(key->p.data());
-  if (ed) {
-    if (key->p.size() != 32) return set("permerror", "bad ed25519 key");
-    pkey.reset(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, raw, key->p.size()));
-  } else {
-    const unsigned char* q = raw;
-    pkey.reset(d2i_PUBKEY(nullptr, &q, static_cast<long>(key->p.size())));
-    if (!pkey) {  // a bare RSAPublicKey, as some publish it
-      q = raw;
-      pkey.reset(d2i_PublicKey(EVP_PKEY_RSA, nullptr, &q, static_cast<long>(key->p.size())));
-    }
-    if (pkey && EVP_PKEY_get_base_id(pkey.get()) != EVP_PKEY_RSA) pkey.reset();
-  }
+  if (ed && key->p.size() != 32) return set("permerror", "bad ed25519 key");
+  std::shared_ptr<EVP_PKEY> pkey = decoded_key(ed, key->p);
   if (!pkey) return set("permerror", "bad key data");
   if (!ed && EVP_PKEY_get_bits(pkey.get()) < 1024)
     return set("fail", "RSA key of " + std::to_string(EVP_PKEY_get_bits(pkey.get())) +

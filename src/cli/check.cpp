@@ -27,6 +27,7 @@
 
 #include "auth/dkim_sign.h"
 #include "cli/check_report.h"
+#include "cli/check_sender.h"
 #include "cli/check_targets.h"
 #include "cli/commands.h"
 #include "cli/terminal.h"
@@ -82,6 +83,7 @@ class Check {
     }
     r_.set("address", o_.address);
     r_.set("attempts", nlohmann::json::array());
+    if (!o_.no_sender_records) co_await report_sender_records(ex, o_, r_);
     auto found = co_await find_targets(ex, o_, r_, *address);
     const auto& targets = found.hosts;
     if (targets.empty()) co_return found.usage_error ? 2 : 1;  // the verdict says why
@@ -451,6 +453,8 @@ void add_check(CLI::App& app, int& exit_code) {
                 "certificate failed verification (test servers only)");
   cmd->add_option("--helo", o->helo, "the name to give in EHLO (default: this host's name)");
   cmd->add_flag("--no-data", o->no_data, "stop after RCPT TO");
+  cmd->add_flag("--no-sender-records", o->no_sender_records,
+                "do not look up the SPF, DKIM and DMARC records of the --from domain");
   cmd->add_option("--log", o->log, "append the transcript to this file");
   cmd->add_flag("--json", o->json, "machine-readable report");
   cmd->add_option("--dns-server", o->dns_servers,

@@ -25,7 +25,8 @@ struct CheckOptions {
   std::string address, from, server, auth_user, helo, log, config = "etc/tern.toml";
   std::vector<std::string> dns_servers;
   bool starttls = false, no_data = false, json = false;
-  bool insecure_auth = false;  // --auth without TLS, or over TLS that failed verification
+  bool no_sender_records = false;  // skip the --from domain's SPF/DKIM/DMARC records
+  bool insecure_auth = false;      // --auth without TLS, or over TLS that failed verification
   int timeout_s = 30;
   std::uint16_t port = 25;
   // --dkim KEYFILE --dkim-selector S: the test message is signed for the

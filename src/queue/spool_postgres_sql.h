@@ -35,6 +35,7 @@ inline constexpr const char* kSchemaV1[] = {
          created timestamptz NOT NULL DEFAULT now()))",
     "CREATE INDEX messages_due ON messages (local, next_attempt) WHERE held IS NULL",
     "CREATE INDEX messages_owner ON messages (lease_owner) WHERE lease_owner IS NOT NULL",
+    "CREATE INDEX messages_action ON messages (local) WHERE action IS NOT NULL",
     R"(CREATE TABLE chunks (
          message_id bigint NOT NULL,
          seq bigint NOT NULL,
@@ -178,14 +179,22 @@ inline constexpr const char* kListen = "LISTEN tern_queue";
 // $1 owner, $2 lease (ms), $3 local lane, $4 how many. Returns id, local,
 // epoch, envelope, action ('' for none), content.
 inline constexpr const char* kClaim =
-    "WITH c AS (UPDATE messages m SET lease_owner = $1, "
+    // Two index scans (messages_due, messages_action), never the whole queue:
+    // the due ones in next_attempt order and those an administrator's action
+    // waits on; now() is the statement's time, the same for every row.
+    "WITH due AS (SELECT id, next_attempt FROM messages WHERE held IS NULL AND local = $3 "
+    "AND next_attempt <= (extract(epoch FROM now()) * 1000)::bigint "
+    "AND (lease_owner IS NULL OR lease_expiry < now()) "
+    "ORDER BY next_attempt LIMIT $4 FOR UPDATE SKIP LOCKED), "
+    "act AS (SELECT id, 0::bigint AS next_attempt FROM messages WHERE action IS NOT NULL "
+    "AND local = $3 AND (lease_owner IS NULL OR lease_expiry < now()) "
+    "LIMIT $4 FOR UPDATE SKIP LOCKED), "
+    "d AS (SELECT id FROM (SELECT id, min(next_attempt) AS n FROM "
+    "(SELECT * FROM act UNION ALL SELECT * FROM due) u GROUP BY id) v ORDER BY n LIMIT $4), "
+    "c AS (UPDATE messages m SET lease_owner = $1, "
     "lease_expiry = now() + $2::bigint * interval '1 millisecond', "
     "lease_epoch = m.lease_epoch + 1 "
-    "FROM (SELECT id FROM messages WHERE (held IS NULL OR action IS NOT NULL) AND local = $3 "
-    "AND (next_attempt <= (extract(epoch FROM clock_timestamp()) * 1000)::bigint "
-    "OR action IS NOT NULL) AND (lease_owner IS NULL OR lease_expiry < now()) "
-    "ORDER BY next_attempt LIMIT $4 FOR UPDATE SKIP LOCKED) d "
-    "WHERE m.id = d.id RETURNING m.id, m.local, m.lease_epoch, m.envelope, m.action) "
+    "FROM d WHERE m.id = d.id RETURNING m.id, m.local, m.lease_epoch, m.envelope, m.action) "
     "SELECT c.id, c.local, c.lease_epoch, c.envelope, coalesce(c.action, ''), "
     "coalesce((SELECT string_agg(data, ''::bytea ORDER BY seq) FROM chunks "
     "WHERE message_id = c.id), ''::bytea) FROM c";

@@ -290,7 +290,23 @@ Diagnosis message(const Reply& reply) {
   Diagnosis d;
   const std::string& e = reply.enhanced;
   const int code = reply.code;
-  if (code == 552 || e == "5.3.4" || e == "5.2.3") {
+  if (e == "5.7.509" || e == "5.7.26" || e == "5.7.25" || e == "5.7.23") {
+    // Exchange Online (5.7.509), RFC 7372 (5.7.23 SPF, 5.7.26 multiple
+    // authentication checks failed).
+    d.meaning =
+        "the server refused the message: it failed the sender domain's SPF, DKIM or DMARC "
+        "checks";
+    d.reasons = {
+        "the sending host is not listed in the SPF record of the sender's domain",
+        "the message has no valid DKIM signature of the sender's domain (no key published, a key "
+        "that does not match, or no signature)",
+        "the domain's DMARC policy is reject (or quarantine) and neither SPF nor DKIM is aligned "
+        "with the From address"};
+    d.next =
+        "look at the sender records tern check printed for the --from domain: publish what "
+        "they say, or send from a host the domain's SPF lists (tern check --dkim signs the "
+        "test message)";
+  } else if (code == 552 || e == "5.3.4" || e == "5.2.3") {
     d.meaning = "the message is too big for the server";
     d.reasons = {"the message exceeds the server's size limit (see SIZE in its EHLO reply)"};
     d.next = "send a smaller message";

@@ -18,6 +18,8 @@ terminates it. MX and address records get the TTL `ttl` (dnsmasq's
 A null MX (RFC 7505) is `("nullmx.test", ".", 0)`: dnsmasq 2.90 publishes
 `--mx-host=nullmx.test,.,0` as an MX whose exchange is the root name.
 
+TxtDnsServer adds TXT records (SPF, DKIM keys, DMARC policies).
+
 Also here: blackhole() — a bound UDP/TCP port that never answers, for
 timeout tests — and query(), a minimal DNS client (RFC 1035 §4.1) used to
 check readiness without depending on dnspython.
@@ -195,3 +197,15 @@ def blackhole(host="127.0.0.1"):
         tcp.bind((host, port))
         tcp.listen(8)
         yield f"{host}:{port}"
+
+
+class TxtDnsServer(DnsServer):
+    """dnsmasq with TXT records too: one --txt-record option per record; a
+    comma in the text starts another character-string of the same record."""
+
+    def __init__(self, txt=(), **kwargs):
+        super().__init__(**kwargs)
+        self.txt = list(txt)
+
+    def _arguments(self, port):
+        return super()._arguments(port) + [f"--txt-record={name},{text}" for name, text in self.txt]

@@ -184,3 +184,28 @@ def test_the_primary_dies_and_a_promoted_synchronous_standby_has_every_acknowled
     finally:
         a.stop()
         standby.stop()
+
+
+def test_queue_actions_from_any_node(pg, tmp_path):
+    """tern queue delete and bounce on the cluster's queue from another node's
+    configuration (that node is not even running): the actions reach the one
+    queue; the bounce leaves its failure notice (from <>) queued."""
+    maildir = tmp_path / "a" / "mail" / "kate"
+    a = TernServer(tmp_path / "a", node_config("mx-a", pg.conninfo, maildir, delivery=False)).start()
+    b = TernServer(tmp_path / "b", node_config("mx-b", pg.conninfo, maildir, delivery=False))
+    try:
+        deleted = send_one(a.port, "to-delete")
+        bounced = send_one(a.port, "to-bounce")
+        out = b.queue("delete", str(deleted))
+        assert out.returncode == 0, out.stderr
+        out = b.queue("bounce", str(bounced))
+        assert out.returncode == 0, out.stderr
+        assert "returned to the sender" in out.stdout
+        listing = a.queue_json()
+        assert deleted not in ids(listing) and bounced not in ids(listing)
+        notices = [m for m in listing if m["sender"] == ""]
+        assert len(notices) == 1, listing
+        out = b.queue("delete", "999999999")
+        assert out.returncode != 0 and "no message with InternalId 999999999" in out.stderr
+    finally:
+        a.stop()

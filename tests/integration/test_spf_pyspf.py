@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from dns_server import DnsServer, blackhole
+from dns_server import TxtDnsServer, blackhole
 
 import spf  # python3-spf
 
@@ -164,18 +164,6 @@ CASES = [
     ("127.0.10.1", "a-c@macro6.test", "h.test"),
     ("127.0.11.1", "u@split.test", "h.test"),
 ]
-
-
-class TxtDnsServer(DnsServer):
-    """dnsmasq with TXT records too: one --txt-record option per record; a
-    comma in the text starts another character-string of the same record."""
-
-    def __init__(self, txt=(), **kwargs):
-        super().__init__(**kwargs)
-        self.txt = list(txt)
-
-    def _arguments(self, port):
-        return super()._arguments(port) + [f"--txt-record={name},{text}" for name, text in self.txt]
 
 
 @pytest.fixture(scope="module")

@@ -127,14 +127,15 @@ def test_peer_replies_are_escaped_by_talk_and_check(tmp_path):
             assert "550 5.1.1 \\x1b[31mno such user\\x1b[0m\\xc2\\x9b" in output.decode()
 
         run = subprocess.run([TERN, "check", "x@peer.test", "--server", target, "--helo", "client.test",
-                              "--no-data"], capture_output=True, timeout=60, cwd=tmp_path,
+                              "--no-data", "--no-sender-records"], capture_output=True, timeout=60, cwd=tmp_path,
                              stdin=subprocess.DEVNULL)
         assert run.returncode == 1, run.stdout
         assert_clean(run.stdout + run.stderr, "tern check")
         assert "<- 550 5.1.1 \\x1b[31mno such user\\x1b[0m\\xc2\\x9b" in run.stdout.decode()
 
         run = subprocess.run([TERN, "check", "x@peer.test", "--server", target, "--helo", "client.test",
-                              "--no-data", "--json"], capture_output=True, timeout=60, cwd=tmp_path,
+                              "--no-data", "--json", "--no-sender-records"], capture_output=True, timeout=60,
+                             cwd=tmp_path,
                              stdin=subprocess.DEVNULL)
         assert_clean(run.stdout, "tern check --json")
         doc = json.loads(run.stdout)

@@ -258,6 +258,24 @@ TEST(DkimVerify, TamperingExpiryAndKeysAreReported) {
   EXPECT_EQ(one(verify(s.headers, s.body, other, 1700000100)).result, "fail");
 }
 
+// Decoded keys are kept between messages: a record that changes under the
+// same name must give the new key's result, and the old record's again after.
+TEST(DkimVerify, DecodedKeysFollowTheRecordText) {
+  Signed s = sign_message(DkimAlgorithm::kRsaSha256);
+  KeyTable other;
+  other.records["s1._domainkey.fabrikam.test"] =
+      txt(DkimPrivateKey::generate(DkimAlgorithm::kRsaSha256)->txt_record());
+  for (int round = 0; round < 2; ++round) {
+    auto r = verify(s.headers, s.body, s.keys, 1700000100);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(r[0].result, "pass") << r[0].reason;
+    r = verify(s.headers, s.body, other, 1700000100);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(r[0].result, "fail");
+    EXPECT_EQ(r[0].reason, "signature did not verify");
+  }
+}
+
 TEST(DkimVerify, ExpiredSignatureFails) {
   KeyTable keys;
   keys.records["brisbane._domainkey.football.example.com"] = txt(kRfc8463Ed25519Txt);
