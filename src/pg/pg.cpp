@@ -30,7 +30,91 @@ std::string one_line(std::string s) {
   return out;
 }
 
+// Element type OIDs (pg_type.dat): fixed since PostgreSQL 7.
+constexpr std::uint32_t kBoolOid = 16, kByteaOid = 17, kInt8Oid = 20, kInt4Oid = 23, kTextOid = 25;
+
+void put32(std::string& out, std::uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) out += static_cast<char>((v >> shift) & 0xff);
+}
+
+void put64(std::string& out, std::uint64_t v) {
+  for (int shift = 56; shift >= 0; shift -= 8) out += static_cast<char>((v >> shift) & 0xff);
+}
+
+// The header of a one-dimensional array of n elements (lower bound 1); an
+// empty array has no dimension.
+std::string array_header(std::uint32_t element, std::size_t n, bool has_null, std::size_t bytes) {
+  std::string out;
+  out.reserve(20 + bytes);
+  put32(out, n == 0 ? 0 : 1);
+  put32(out, has_null ? 1 : 0);
+  put32(out, element);
+  if (n > 0) {
+    put32(out, static_cast<std::uint32_t>(n));
+    put32(out, 1);
+  }
+  return out;
+}
+
 }  // namespace
+
+Param bigint_array(const std::vector<std::int64_t>& values) {
+  auto out = array_header(kInt8Oid, values.size(), false, values.size() * 12);
+  for (auto v : values) {
+    put32(out, 8);
+    put64(out, static_cast<std::uint64_t>(v));
+  }
+  return bytes(std::move(out));
+}
+
+Param integer_array(const std::vector<std::int64_t>& values) {
+  auto out = array_header(kInt4Oid, values.size(), false, values.size() * 8);
+  for (auto v : values) {
+    put32(out, 4);
+    put32(out, static_cast<std::uint32_t>(static_cast<std::int32_t>(v)));
+  }
+  return bytes(std::move(out));
+}
+
+Param boolean_array(const std::vector<bool>& values) {
+  auto out = array_header(kBoolOid, values.size(), false, values.size() * 5);
+  for (bool v : values) {
+    put32(out, 1);
+    out += v ? '\1' : '\0';
+  }
+  return bytes(std::move(out));
+}
+
+Param bytea_array(const std::vector<std::string_view>& values) {
+  std::size_t total = 0;
+  for (auto v : values) total += 4 + v.size();
+  auto out = array_header(kByteaOid, values.size(), false, total);
+  for (auto v : values) {
+    put32(out, static_cast<std::uint32_t>(v.size()));
+    out.append(v);
+  }
+  return bytes(std::move(out));
+}
+
+Param text_array_binary(const std::vector<std::optional<std::string>>& values) {
+  std::size_t total = 0;
+  bool has_null = false;
+  for (const auto& v : values) {
+    total += 4 + (v ? v->size() : 0);
+    has_null = has_null || !v;
+  }
+  auto out = array_header(kTextOid, values.size(), has_null, total);
+  for (const auto& v : values) {
+    if (!v) {
+      put32(out, 0xffffffffu);  // -1: NULL
+      continue;
+    }
+    auto t = valid_text(*v);
+    put32(out, static_cast<std::uint32_t>(t.size()));
+    out += t;
+  }
+  return bytes(std::move(out));
+}
 
 Param text_array(const std::vector<std::string>& values) {
   std::string s = "{";

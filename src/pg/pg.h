@@ -54,6 +54,16 @@ inline Param number(std::int64_t v) {
 // A text array literal ('{"a","b"}') of strings, each quoted and escaped.
 Param text_array(const std::vector<std::string>& values);
 Param int_array(const std::vector<std::int64_t>& values);
+
+// Arrays in PostgreSQL's binary array format (what array_recv reads), for a
+// parameter cast to the same array type in the statement ($1::bigint[] …):
+// nothing is quoted or escaped, bytea goes as it is. Text elements are made
+// valid_text(); a nullopt element is SQL NULL.
+Param bigint_array(const std::vector<std::int64_t>& values);
+Param integer_array(const std::vector<std::int64_t>& values);  // int4: values must fit
+Param boolean_array(const std::vector<bool>& values);
+Param bytea_array(const std::vector<std::string_view>& values);
+Param text_array_binary(const std::vector<std::optional<std::string>>& values);
 // Text the database accepts in a text column: invalid UTF-8 and NUL become '?'.
 std::string valid_text(std::string_view s);
 

@@ -21,6 +21,7 @@ namespace {
 constexpr std::chrono::milliseconds kFirstBackoff{250};
 constexpr std::chrono::milliseconds kMaxBackoff{5000};
 constexpr std::size_t kMaxChangesPerCommit = 500;
+constexpr std::size_t kMaxChunkBytes = 64 * 1024 * 1024;
 // Connections for new mail. Two (a batch sent while the previous one waits for
 // its WAL flush) measured slower than one: each transaction flushes on its own.
 constexpr std::size_t kAccepters = 1;
@@ -64,6 +65,90 @@ void delivery_params(const Envelope& e, std::vector<pg::Param>& params) {
   params.push_back(pg::text_array(states));
   params.push_back(pg::int_array(attempts));
   params.push_back(pg::text_array(replies));
+}
+
+// The pieces of one part of a message as chunk rows (seq = part << 20 | piece);
+// nothing for an empty part.
+void add_pieces(std::int64_t id, std::int64_t part, std::string_view bytes,
+                std::vector<std::int64_t>& ids, std::vector<std::int64_t>& seqs,
+                std::vector<std::string_view>& data) {
+  for (std::int64_t piece = 0; !bytes.empty(); ++piece) {
+    auto n = std::min<std::size_t>(bytes.size(), sql::kChunk);
+    ids.push_back(id);
+    seqs.push_back((part << 20) + piece);
+    data.push_back(bytes.substr(0, n));
+    bytes.remove_prefix(n);
+  }
+}
+
+// Every new message of a batch in three statements (four when one of them
+// has streamed parts): its rows, its chunks, its deliveries.
+void add_new_messages(std::vector<pg::Query>& q, const std::vector<const NewMessage*>& adds,
+                      bool& due) {
+  if (adds.empty()) return;
+  std::vector<std::int64_t> ids, next_attempts, parts, streamed, streamed_parts;
+  std::vector<std::string> envelopes;
+  std::vector<bool> local;
+  std::vector<std::optional<std::string>> held;
+  std::vector<std::int64_t> chunk_ids, seqs;
+  std::vector<std::string_view> data;
+  std::vector<std::int64_t> d_ids, d_idx, d_attempts;
+  std::vector<std::optional<std::string>> d_addresses, d_states, d_replies;
+  for (const auto* m : adds) {
+    const auto& e = m->envelope;
+    auto id = static_cast<std::int64_t>(e.id);
+    ids.push_back(id);
+    envelopes.push_back(encode(e));
+    next_attempts.push_back(e.next_attempt_ms);
+    local.push_back(all_local(e));
+    held.push_back(e.held.empty() ? std::nullopt : std::optional<std::string>(e.held));
+    parts.push_back(m->parts);
+    if (m->parts > 0) {
+      streamed.push_back(id);
+      streamed_parts.push_back(m->parts);
+    }
+    add_pieces(id, 0, m->prefix, chunk_ids, seqs, data);
+    add_pieces(id, static_cast<std::int64_t>(m->parts) + 1, m->content, chunk_ids, seqs, data);
+    std::int64_t idx = 0;
+    for (const auto& r : e.recipients) {
+      d_ids.push_back(id);
+      d_idx.push_back(idx++);
+      d_addresses.emplace_back(r.address);
+      d_states.emplace_back(std::string(state_name(r.state)));
+      d_attempts.push_back(r.attempts);
+      d_replies.emplace_back(r.last_reply);
+    }
+    if (e.held.empty()) due = true;
+  }
+  std::vector<std::string_view> envelope_views(envelopes.begin(), envelopes.end());
+  q.push_back(
+      {sql::kAddMessages,
+       {pg::bigint_array(ids), pg::bytea_array(envelope_views), pg::bigint_array(next_attempts),
+        pg::boolean_array(local), pg::text_array_binary(held), pg::integer_array(parts)},
+       false});
+  // Chunk rows in statements of at most kMaxChunkBytes: a value the server
+  // reads is at most 1 GB, and a batch may hold large notices (DSNs).
+  for (std::size_t first = 0; first < data.size();) {
+    std::size_t last = first, bytes = 0;
+    while (last < data.size() && (last == first || bytes + data[last].size() <= kMaxChunkBytes))
+      bytes += data[last++].size();
+    q.push_back({sql::kAddChunks,
+                 {pg::bigint_array({chunk_ids.begin() + first, chunk_ids.begin() + last}),
+                  pg::bigint_array({seqs.begin() + first, seqs.begin() + last}),
+                  pg::bytea_array({data.begin() + first, data.begin() + last})},
+                 false});
+    first = last;
+  }
+  if (!d_ids.empty())
+    q.push_back({sql::kAddDeliveries,
+                 {pg::bigint_array(d_ids), pg::integer_array(d_idx),
+                  pg::text_array_binary(d_addresses), pg::text_array_binary(d_states),
+                  pg::integer_array(d_attempts), pg::text_array_binary(d_replies)},
+                 false});
+  if (!streamed.empty())
+    q.push_back({sql::kAddPartsPresent,
+                 {pg::bigint_array(streamed), pg::bigint_array(streamed_parts)},
+                 false});
 }
 
 void call(const CommitCallback& done, CommitResult r) {
@@ -124,7 +209,15 @@ void PgSpool::apply(SpoolChange change, CommitCallback done) {
       job.change = std::move(change);
       job.done = std::move(done);
       (only_adds ? adds_ : jobs_).push_back(std::move(job));
-      signal();
+      if (!only_adds) {
+        signal();
+      } else if (std::exchange(accept_idle_, false) && io_) {
+        // A lane busy with a commit takes what came meanwhile when it
+        // returns: waking the committer's thread for each message is wasted.
+        asio::post(*io_, [this] {
+          if (accept_signal_) accept_signal_->cancel();
+        });
+      }
       return;
     }
   }
@@ -301,6 +394,7 @@ net::awaitable<void> PgSpool::accept_loop(std::size_t lane) {
       std::move(adds_.begin(), adds_.begin() + n, std::back_inserter(jobs));
       adds_.erase(adds_.begin(), adds_.begin() + n);
       closing = closing_ && adds_.empty();
+      if (jobs.empty()) accept_idle_ = true;  // apply() wakes the lanes
     }
     if (jobs.empty()) {
       if (closing) break;
@@ -342,17 +436,19 @@ net::awaitable<void> PgSpool::accept_loop(std::size_t lane) {
 net::awaitable<void> PgSpool::write_changes(pg::Connection& conn, std::vector<Job*>& changes,
                                             std::vector<std::uint64_t>& releases) {
   if (changes.empty() && releases.empty()) co_return;
-  auto error = co_await write_transaction(conn, changes, releases);
-  if (error && error->rfind("sql:", 0) == 0 && changes.size() > 1) {
+  auto error = co_await write_transaction(conn, changes, releases, true);
+  if (error && error->rfind("sql:", 0) == 0 && !changes.empty()) {
+    // Alone, with the idempotent statements: a message that a commit of
+    // unknown outcome wrote before is written again.
     const std::vector<std::uint64_t> no_releases;
     for (auto* job : changes) {
       std::vector<Job*> one{job};
-      auto e = co_await write_transaction(conn, one, no_releases);
+      auto e = co_await write_transaction(conn, one, no_releases, false);
       call(std::exchange(job->done, nullptr),
            e ? CommitResult{SpoolStatus::kError, *e} : CommitResult{});
     }
     std::vector<Job*> no_changes;
-    if (!releases.empty()) co_await write_transaction(conn, no_changes, releases);
+    if (!releases.empty()) co_await write_transaction(conn, no_changes, releases, false);
     co_return;
   }
   for (auto* job : changes)
@@ -361,17 +457,26 @@ net::awaitable<void> PgSpool::write_changes(pg::Connection& conn, std::vector<Jo
 }
 
 // One transaction in one round trip; nullopt when it committed, else why
-// ("sql: …" when a statement failed). A connection that the server had
-// closed before (its shutdown) is opened again and the transaction sent once more.
+// ("sql: …" when a statement failed). batched: the new messages of every
+// change in one statement per table (plain INSERTs); else one message at a
+// time with upserts. A connection that the server had closed before (its
+// shutdown) is opened again and the transaction sent once more.
 net::awaitable<std::optional<std::string>> PgSpool::write_transaction(
-    pg::Connection& conn, std::vector<Job*>& changes, const std::vector<std::uint64_t>& releases) {
+    pg::Connection& conn, std::vector<Job*>& changes, const std::vector<std::uint64_t>& releases,
+    bool batched) {
   std::vector<pg::Query> q;
   q.push_back({"BEGIN", {}, false});
   bool due = false;
   std::vector<std::pair<std::size_t, std::uint64_t>> checks;  // leased writes: result, id
   std::vector<std::uint64_t> removed;
+  if (batched) {
+    std::vector<const NewMessage*> adds;
+    for (auto* job : changes)
+      for (const auto& m : job->change.add) adds.push_back(&m);
+    add_new_messages(q, adds, due);
+  }
   for (auto* job : changes) {
-    add_statements(q, job->change, due);
+    add_statements(q, job->change, due, !batched);
     for (auto id : job->change.remove) removed.push_back(id);
   }
   // The conditional writes (updates, removals): their results say whether they wrote.
@@ -437,9 +542,11 @@ net::awaitable<std::optional<std::string>> PgSpool::write_transaction(
   co_return std::nullopt;
 }
 
-void PgSpool::add_statements(std::vector<pg::Query>& q, const SpoolChange& change, bool& due) {
+void PgSpool::add_statements(std::vector<pg::Query>& q, const SpoolChange& change, bool& due,
+                             bool adds) {
   auto now = now_ms();
-  for (const auto& m : change.add) {
+  static const std::vector<NewMessage> kNone;
+  for (const auto& m : adds ? change.add : kNone) {
     const auto& e = m.envelope;
     auto id = pg::number(static_cast<std::int64_t>(e.id));
     q.push_back({sql::kInsertMessage,

@@ -86,14 +86,17 @@ class PgSpool final : public Spool {
   net::awaitable<void> write_changes(pg::Connection& conn, std::vector<Job*>& changes,
                                      std::vector<std::uint64_t>& releases);
   net::awaitable<std::optional<std::string>> write_transaction(
-      pg::Connection& conn, std::vector<Job*>& changes, const std::vector<std::uint64_t>& releases);
+      pg::Connection& conn, std::vector<Job*>& changes, const std::vector<std::uint64_t>& releases,
+      bool batched);
   net::awaitable<void> run_claim(Job& job);
   net::awaitable<void> renew();
   net::awaitable<void> release_all();
   net::awaitable<void> forget_unknown_adds();
   net::awaitable<void> listen_loop();
   net::awaitable<void> renew_timer();
-  void add_statements(std::vector<pg::Query>& q, const SpoolChange& change, bool& due);
+  // The change's statements; its new messages too when adds (else they are
+  // written by add_new_messages with the batch's).
+  void add_statements(std::vector<pg::Query>& q, const SpoolChange& change, bool& due, bool adds);
   std::optional<std::int64_t> epoch_of(std::uint64_t id);
 
   config::Config config_;
@@ -109,6 +112,7 @@ class PgSpool final : public Spool {
   std::vector<Job> adds_;  // changes that only add messages (new mail): the accept lanes
   bool closing_ = false;
   bool want_ids_ = false;
+  bool accept_idle_ = false;  // an accept lane waits for new mail (apply() wakes it)
   std::function<void()> wake_;
 
   mutable std::mutex leases_mu_;

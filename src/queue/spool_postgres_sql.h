@@ -77,6 +77,29 @@ inline constexpr const char* kSchemaV1[] = {
 
 inline constexpr const char* kNextBlock = "SELECT nextval('tern_ids')";
 
+// New mail, every message of a batch at once (the arrays are in step, one
+// element a row, sent in binary). Plain INSERTs: a new message's id is fresh.
+// A message written before by a commit whose outcome was unknown fails the
+// batch, and is then written again alone with the upserts below.
+// $1 ids, $2 envelopes, $3 next_attempt, $4 local, $5 held (NULL: not held), $6 parts.
+inline constexpr const char* kAddMessages =
+    "INSERT INTO messages (id, envelope, next_attempt, local, held, parts) "
+    "SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bigint[], $4::boolean[], $5::text[], "
+    "$6::integer[])";
+// $1 message ids, $2 seqs, $3 data (pieces of at most kChunk bytes).
+inline constexpr const char* kAddChunks =
+    "INSERT INTO chunks (message_id, seq, data) "
+    "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[])";
+// $1 message ids, $2 indexes, $3 addresses, $4 states, $5 attempts, $6 last replies.
+inline constexpr const char* kAddDeliveries =
+    "INSERT INTO deliveries (message_id, idx, address, state, attempts, last_reply) "
+    "SELECT * FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::text[], $5::integer[], "
+    "$6::text[])";
+// $1 ids, $2 their parts: the streamed messages of a batch (tern_parts_present).
+inline constexpr const char* kAddPartsPresent =
+    "SELECT tern_parts_present(u.m, u.n) FROM unnest($1::bigint[], $2::bigint[]) AS u(m, n)";
+
+// One message at a time, idempotent (the per-change retry after a failed batch).
 // $1 id, $2 part, $3 bytes: the part as chunk rows of kChunk bytes.
 inline constexpr const char* kInsertChunks =
     "INSERT INTO chunks (message_id, seq, data) "

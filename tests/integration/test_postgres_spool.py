@@ -158,14 +158,15 @@ def test_database_stopped_in_a_session_gives_4xx_then_mail_is_accepted_again(pg,
 
 
 def test_the_shared_calls_against_a_real_database(pg):
-    """claim, release, take, leases and LISTEN (tests/unit/spool_postgres_test.cpp),
-    run by the unit test binary built next to tern, on this database."""
+    """claim, release, take, leases, LISTEN, batches of new mail and a failed
+    batch (tests/unit/spool_postgres_test.cpp), run by the unit test binary
+    built next to tern, on this database."""
     unit = pathlib.Path(TERN).parent / "unit_tests"
     assert unit.exists(), f"{unit} is not built (cmake --build build --target unit_tests)"
     out = subprocess.run([str(unit), "--gtest_filter=PostgresSpool.*"], capture_output=True, text=True,
                          timeout=300, env={**os.environ, "TERN_TEST_POSTGRES": pg.conninfo})
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
-    assert "[  PASSED  ] 5 tests." in out.stdout and "SKIPPED" not in out.stdout, out.stdout
+    assert "[  PASSED  ] 7 tests." in out.stdout and "SKIPPED" not in out.stdout, out.stdout
 
 
 def test_the_spool_follows_a_promoted_standby(pg, tmp_path):

@@ -77,6 +77,32 @@ TEST(PgParams, TextArraysQuoteAndMendTheirElements) {
   EXPECT_EQ(*pg::int_array({1, -2}).value, "{1,-2}");
 }
 
+// PostgreSQL's binary array format: dimensions, null flag, element type,
+// then each element's length (-1: NULL) and bytes, big-endian.
+TEST(PgParams, BinaryArraysAreWhatArrayRecvReads) {
+  auto be = [](std::initializer_list<int> bytes) {
+    std::string s;
+    for (int b : bytes) s += static_cast<char>(b);
+    return s;
+  };
+  auto ints = pg::bigint_array({1, -2});
+  EXPECT_TRUE(ints.binary);
+  EXPECT_EQ(*ints.value,
+            be({0, 0, 0, 1, 0,   0,   0,   0,   0,   0,   0,   20, 0, 0, 0, 2, 0, 0, 0, 1,  //
+                0, 0, 0, 8, 0,   0,   0,   0,   0,   0,   0,   1,                           //
+                0, 0, 0, 8, 255, 255, 255, 255, 255, 255, 255, 254}));
+  EXPECT_EQ(*pg::integer_array({}).value, be({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 23}));
+  EXPECT_EQ(*pg::boolean_array({true, false}).value,
+            be({0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 16, 0, 0, 0, 2, 0, 0, 0, 1,  //
+                0, 0, 0, 1, 1, 0, 0, 0, 1, 0}));
+  EXPECT_EQ(*pg::bytea_array({std::string_view("\0\xff", 2)}).value,
+            be({0, 0, 0, 1, 0, 0,  0, 0, 0, 0, 0, 17, 0, 0, 0, 1, 0, 0, 0, 1,  //
+                0, 0, 0, 2, 0, 255}));
+  EXPECT_EQ(*pg::text_array_binary({std::nullopt, std::string("a\xff")}).value,
+            be({0,   0,   0,   1,   0, 0, 0, 1, 0,   0,  0, 25, 0, 0, 0, 2, 0, 0, 0, 1,  //
+                255, 255, 255, 255, 0, 0, 0, 2, 'a', '?'}));
+}
+
 TEST(PgDescribe, NamesHostsAndPortsNeverThePassword) {
   auto d = pg::describe("host=db1,db2 port=5432,5433 dbname=tern user=tern password=secret");
   EXPECT_EQ(d, "host=db1,db2 port=5432,5433 dbname=tern");

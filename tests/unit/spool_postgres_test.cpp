@@ -1,7 +1,8 @@
 // The shared calls of the PostgreSQL spool against a real database: claims by
 // lane, leases one node at a time, writes under a lease that was taken skipped,
 // an administrator's take() and recorded action, release, LISTEN wake-ups, ids
-// unique across nodes. Needs TERN_TEST_POSTGRES (a libpq string of an empty
+// unique across nodes, batches of new mail written row by row and a failed
+// batch written change by change. Needs TERN_TEST_POSTGRES (a libpq string of an empty
 // database): tests/integration/test_postgres_spool.py runs these with one.
 #include <gtest/gtest.h>
 
@@ -223,6 +224,120 @@ TEST_F(PostgresSpool, NewMailWakesEveryNodeAndIdsAreUnique) {
     ids.insert(b->next_id());
   }
   EXPECT_EQ(ids.size(), 6000u);
+}
+
+// Commits that several changes share: every new message of the batch goes in
+// one statement per table, and each row comes back as it was written.
+TEST_F(PostgresSpool, ABatchOfNewMailIsWrittenRowByRow) {
+  empty_queue();
+  auto a = open("node-a");
+  std::vector<NewMessage> messages;
+  for (int i = 0; i < 40; ++i) {
+    NewMessage m;
+    m.envelope.id = a->next_id();
+    m.envelope.sender = "chris@contoso.com";
+    for (int k = 0; k <= i % 3; ++k) {
+      Recipient r;
+      r.address = "r" + std::to_string(k) + "\"\\{x}@example.test";
+      r.local = i % 2 == 0;
+      r.attempts = static_cast<std::uint32_t>(k);
+      r.last_reply = k == 1 ? "451 4.7.1 try \"later\"" : "";
+      if (k == 2) r.state = RecipientState::kDelivered;
+      m.envelope.recipients.push_back(r);
+    }
+    if (i % 5 == 4) m.envelope.held = "held for a test";
+    m.envelope.arrival_ms = m.envelope.next_attempt_ms = now_ms() + i;
+    m.prefix = i % 7 == 0 ? "" : "Received: x\r\n";
+    // Bytes of every value, and one message larger than a chunk row.
+    m.content = std::string("\0\xff\\x\r\n", 7) + std::to_string(i) + "\r\n";
+    if (i == 3) m.content += std::string(600 * 1024, 'z');
+    if (i == 10) m.content.clear();
+    m.envelope.size = m.prefix.size() + m.content.size();
+    messages.push_back(m);
+  }
+  // Applied without waiting, so that the committer takes several at once.
+  std::vector<std::future<CommitResult>> results;
+  for (const auto& m : messages) {
+    auto p = std::make_shared<std::promise<CommitResult>>();
+    results.push_back(p->get_future());
+    SpoolChange c;
+    c.add.push_back(m);
+    a->apply(std::move(c), [p](CommitResult r) { p->set_value(std::move(r)); });
+  }
+  for (auto& f : results) {
+    ASSERT_EQ(f.wait_for(30s), std::future_status::ready);
+    EXPECT_EQ(f.get().status, SpoolStatus::kOk);
+  }
+  EXPECT_EQ(sql("SELECT count(*) FROM messages"), "40");
+  EXPECT_EQ(sql("SELECT count(*) FROM deliveries"), "79");  // 14×1 + 13×2 + 13×3
+  for (const auto& m : messages) {
+    auto id = std::to_string(m.envelope.id);
+    auto found = a->find(m.envelope.id);
+    ASSERT_TRUE(found) << id;
+    EXPECT_EQ(found->recipients.size(), m.envelope.recipients.size());
+    EXPECT_EQ(a->content(m.envelope.id), m.prefix + m.content) << id;
+    EXPECT_EQ(sql("SELECT coalesce(held, '-') FROM messages WHERE id = " + id),
+              m.envelope.held.empty() ? "-" : m.envelope.held);
+    EXPECT_EQ(sql("SELECT local FROM messages WHERE id = " + id),
+              m.envelope.recipients[0].local ? "t" : "f");
+    for (std::size_t k = 0; k < m.envelope.recipients.size(); ++k) {
+      const auto& r = m.envelope.recipients[k];
+      auto row = "FROM deliveries WHERE message_id = " + id + " AND idx = " + std::to_string(k);
+      EXPECT_EQ(sql("SELECT address " + row), r.address);
+      EXPECT_EQ(sql("SELECT state " + row), state_name(r.state));
+      EXPECT_EQ(sql("SELECT attempts " + row), std::to_string(r.attempts));
+      EXPECT_EQ(sql("SELECT last_reply " + row), r.last_reply);
+    }
+  }
+  EXPECT_EQ(sql("SELECT max(length(data)) FROM chunks"), std::to_string(256 * 1024));
+  EXPECT_EQ(sql("SELECT count(*) FROM chunks WHERE message_id = " +
+                std::to_string(messages[3].envelope.id)),
+            "4");  // the prefix, then 600 KB in rows of 256 KB
+}
+
+// A batch that fails (a message already written, one whose streamed parts are
+// missing) is written change by change: the message written before is written
+// again, the one without its parts fails alone.
+TEST_F(PostgresSpool, AFailedBatchIsWrittenChangeByChange) {
+  empty_queue();
+  auto a = open("node-a");
+  auto again = add(*a, true, "first\r\n");
+  auto make = [&](std::uint64_t id, std::uint32_t parts) {
+    NewMessage m;
+    m.envelope.id = id;
+    m.envelope.sender = "chris@contoso.com";
+    Recipient r;
+    r.address = "kate@example.test";
+    r.local = true;
+    m.envelope.recipients.push_back(r);
+    m.envelope.arrival_ms = m.envelope.next_attempt_ms = now_ms();
+    m.content = "body " + std::to_string(id) + "\r\n";
+    m.parts = parts;
+    SpoolChange c;
+    c.add.push_back(m);
+    return c;
+  };
+  auto good = a->next_id();
+  auto partless = a->next_id();
+  std::vector<std::future<CommitResult>> results;
+  for (auto c : {make(again, 0), make(good, 0), make(partless, 2)}) {
+    auto p = std::make_shared<std::promise<CommitResult>>();
+    results.push_back(p->get_future());
+    a->apply(std::move(c), [p](CommitResult r) { p->set_value(std::move(r)); });
+  }
+  std::vector<SpoolStatus> status;
+  for (auto& f : results) {
+    ASSERT_EQ(f.wait_for(30s), std::future_status::ready);
+    status.push_back(f.get().status);
+  }
+  EXPECT_EQ(status[0], SpoolStatus::kOk);
+  EXPECT_EQ(status[1], SpoolStatus::kOk);
+  EXPECT_EQ(status[2], SpoolStatus::kError);
+  EXPECT_EQ(a->content(again), "body " + std::to_string(again) + "\r\n");
+  EXPECT_EQ(a->content(good), "body " + std::to_string(good) + "\r\n");
+  EXPECT_FALSE(a->find(partless));
+  EXPECT_EQ(sql("SELECT count(*) FROM messages"), "2");
+  EXPECT_EQ(sql("SELECT count(*) FROM deliveries"), "2");
 }
 
 }  // namespace
