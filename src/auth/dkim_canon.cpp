@@ -191,7 +191,13 @@ void BodyHasher::end_line() {
 
 void BodyHasher::update(std::string_view chunk) {
   auto content = [this](char c) {
-    for (; empty_lines_ > 0; --empty_lines_) out_ += "\r\n";
+    for (; empty_lines_ > 0; --empty_lines_) {  // hashed as they go: never megabytes at once
+      out_ += "\r\n";
+      if (out_.size() >= 16384) {
+        sha_.update(out_);
+        out_.clear();
+      }
+    }
     if (wsp_ && canon_ == Canon::kRelaxed) out_ += ' ';
     wsp_ = false;
     out_ += c;

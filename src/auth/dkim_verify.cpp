@@ -19,6 +19,8 @@ namespace tern::auth {
 
 namespace {
 
+constexpr std::size_t kMaxSignedFields = 256;  // real signatures list a few dozen
+
 constexpr std::int64_t kFutureSkew = 15 * 60;
 // Beyond this many DKIM-Signature fields, the rest are not reported one by one.
 constexpr std::size_t kMaxReported = 50;
@@ -123,6 +125,8 @@ ParseOutcome parse_signature(const HeaderField& field) {
   bool from = false;
   for (auto name : colon_list(*tag("h"))) {
     if (name.empty()) return fail("bad h= list");
+    // Matching costs h= names × header fields: a stranger's list is bounded.
+    if (sig.h.size() >= kMaxSignedFields) return fail("h= lists too many fields");
     if (util::iequals(name, "from")) from = true;
     sig.h.emplace_back(name);
   }

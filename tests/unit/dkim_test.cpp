@@ -313,6 +313,8 @@ TEST(DkimVerify, HostileTagListsArePermerrors) {
     std::string reason;
   };
   const std::string base = "v=1; a=ed25519-sha256; d=fabrikam.test; s=s1; h=from; bh=AAAA; b=AAAA";
+  std::string many_fields = "h=from";  // matching costs names x fields: bounded
+  for (int i = 0; i < 300; ++i) many_fields += ":to";
   std::vector<Case> cases{
       {"v=1; a=ed25519-sha256; d=fabrikam.test", "missing tag b="},
       {base + "; l=10", "body length tag not accepted"},
@@ -336,6 +338,8 @@ TEST(DkimVerify, HostileTagListsArePermerrors) {
       {"v=1; a=ed25519-sha256; q=http; d=f.test; s=s; h=from; bh=AAAA; b=AAAA",
        "no supported query method"},
       {"v=1;; a=x", "malformed tag list"},
+      {"v=1; a=ed25519-sha256; d=f.test; s=s; " + many_fields + "; bh=AAAA; b=AAAA",
+       "h= lists too many fields"},
       {"=1", "malformed tag list"},
       {"v", "malformed tag list"},
       {"", "missing tag v="},
