@@ -14,6 +14,7 @@ retries after one second and gives up on silent peers after two.
 """
 import json
 import pathlib
+import re
 import smtplib
 import subprocess
 import time
@@ -41,6 +42,22 @@ def wait_until(predicate, timeout=30, what="condition", interval=0.05):
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
+
+
+def maildir_tags(folder, subject=re.compile(rb"^Subject: (\S+)$", re.M)):
+    """{tag: number of files holding it} over new/ and cur/ of a Maildir, the
+    tag being what subject's group 1 matches; a file without one fails."""
+    counts = {}
+    for sub in ("new", "cur"):
+        path = folder / sub
+        if not path.is_dir():
+            continue
+        for f in path.iterdir():
+            m = subject.search(f.read_bytes())
+            assert m, f"a file without a test subject: {f}"
+            tag = m.group(1).decode()
+            counts[tag] = counts.get(tag, 0) + 1
+    return counts
 
 
 class Mta:

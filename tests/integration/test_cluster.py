@@ -7,14 +7,12 @@ connection string. The database is a private PostgreSQL 15 the tests start
 (pgcluster.py); both nodes deliver into one Maildir, so a message delivered
 by both would show up twice there."""
 import random
-import re
 import threading
 
-from delivery_env import wait_until
+from delivery_env import maildir_tags, wait_until
 from pgcluster import multi_host_conninfo, pg  # noqa: F401 (the fixture)
 from ternlib import QUEUED, Client, TernServer, send_until_stopped
 
-SUBJECT = re.compile(rb"^Subject: (\S+)$", re.M)
 
 
 def node_config(name, conninfo, maildir, delivery=True, lease="3s"):
@@ -48,21 +46,6 @@ max_local_deliveries = 4
 name = "default"
 address = "127.0.0.1:0"
 """
-
-
-def maildir_tags(folder):
-    """{subject: number of files holding it} over new/ and cur/."""
-    counts = {}
-    for sub in ("new", "cur"):
-        path = folder / sub
-        if not path.is_dir():
-            continue
-        for f in path.iterdir():
-            m = SUBJECT.search(f.read_bytes())
-            assert m, f"a file without a test subject: {f}"
-            tag = m.group(1).decode()
-            counts[tag] = counts.get(tag, 0) + 1
-    return counts
 
 
 def send_one(port, tag):

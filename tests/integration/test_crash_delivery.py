@@ -9,7 +9,7 @@ import re
 import threading
 import time
 
-from delivery_env import wait_until
+from delivery_env import maildir_tags, wait_until
 from ternlib import send_until_stopped
 
 SUBJECT = re.compile(rb"^Subject: (crash-\d+-\d+-\d+)$", re.M)
@@ -21,21 +21,6 @@ def sender(port, round_no, n, acked, stop):
     """Sends messages tagged crash-<round>-<sender>-<i> until stopped or the
     server dies; records {tag: InternalId} for each 250."""
     send_until_stopped(port, stop, lambda i: f"crash-{round_no}-{n}-{i}", 200, acked.__setitem__)
-
-
-def maildir_tags(folder):
-    """{tag: number of files holding it} over new/ and cur/."""
-    counts = {}
-    for sub in ("new", "cur"):
-        path = folder / sub
-        if not path.is_dir():
-            continue
-        for f in path.iterdir():
-            m = SUBJECT.search(f.read_bytes())
-            assert m, f"a file without a test subject: {f}"
-            tag = m.group(1).decode()
-            counts[tag] = counts.get(tag, 0) + 1
-    return counts
 
 
 def test_kill_9_while_delivering_locally_delivers_each_message_once(make_server):
@@ -70,7 +55,7 @@ def test_kill_9_while_delivering_locally_delivers_each_message_once(make_server)
     wait_until(lambda: server.queue_json() == [], timeout=60, what="an empty queue")
     assert server.stop() == 0
     assert len(acked) >= ROUNDS, f"too few messages acknowledged to mean anything (seed {seed})"
-    counts = maildir_tags(maildir)
+    counts = maildir_tags(maildir, SUBJECT)
     missing = sorted(t for t in acked if counts.get(t, 0) == 0)
     twice = sorted(t for t, n in counts.items() if n > 1)
     assert not missing, f"{len(missing)} acknowledged message(s) never delivered, e.g. {missing[:5]} (seed {seed})"
