@@ -38,6 +38,11 @@ packages=(
   python3-spf
   # tests: DKIM signatures checked against independent implementations (dkimpy, Mail::DKIM)
   python3-dkim libmail-dkim-perl
+  # the admin listener: HTTP/1.1 parsing (http-parser), sd_notify for Type=notify
+  libhttp-parser-dev libsystemd-dev
+  # tests: metrics scraped with a real Prometheus text parser; the web queue
+  # viewer driven in a real headless Chromium
+  python3-prometheus-client chromium chromium-driver python3-selenium
 )
 
 missing=()
