@@ -22,6 +22,7 @@
 
 #include "config/config.h"
 #include "queue/envelope.h"
+#include "queue/trail.h"
 
 namespace tern::queue {
 
@@ -119,6 +120,8 @@ class Spool {
   }
   // Waits for pending commits; further commits fail. Called at shutdown.
   virtual void close() = 0;
+  // The message trail kept in this spool (see trail.h); null where there is none.
+  virtual Trail* trail() { return nullptr; }
 
   // --- A spool shared by several nodes (PostgreSQL, SPEC §6) ---------------
   // Each message is leased to the one node delivering it. A node's spool
