@@ -59,12 +59,20 @@ std::optional<Endpoint> Endpoint::parse(std::string_view text, std::uint16_t def
   return e;
 }
 
-const Mailbox* Config::find_mailbox(std::string_view address) const {
+std::shared_ptr<const std::vector<Mailbox>> Config::mailbox_table() const {
+  if (live_mailboxes) return live_mailboxes->snapshot();
+  // Not loaded through load()/parse() (a Config built by hand): the vector
+  // itself, owned by this Config.
+  return {std::shared_ptr<const void>{}, &mailboxes};
+}
+
+std::shared_ptr<const Mailbox> Config::find_mailbox(std::string_view address) const {
   std::string key = util::to_lower(address);
-  for (const auto& m : mailboxes) {
-    if (util::to_lower(m.address) == key) return &m;
+  auto table = mailbox_table();
+  for (const auto& m : *table) {
+    if (util::to_lower(m.address) == key) return {table, &m};
     for (const auto& a : m.aliases)
-      if (util::to_lower(a) == key) return &m;
+      if (util::to_lower(a) == key) return {table, &m};
   }
   return nullptr;
 }
@@ -93,7 +101,9 @@ bool Config::accepts_domain(std::string_view domain) const {
 Config parse(const std::string& text, const fs::path& file) {
   try {
     toml::table root = toml::parse(text, file.string());
-    return parse_table(root, file);
+    Config c = parse_table(root, file);
+    c.live_mailboxes = std::make_shared<LiveMailboxes>(c.mailboxes);
+    return c;
   } catch (const toml::parse_error& e) {
     throw ConfigError(file.string(), e.source().begin.line, "", std::string(e.description()));
   }

@@ -4,8 +4,10 @@
 // Relative paths are resolved against the folder of the configuration file.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -126,13 +128,28 @@ struct Log {
   bool protocol = true;
 };
 
+// The [[mailbox]] table a running server uses. Shared by every copy of the
+// Config it was loaded with and replaced whole when tern serve reloads its
+// mailboxes (SIGHUP): a reader's snapshot stays valid while it holds it.
+class LiveMailboxes {
+ public:
+  using Table = std::vector<Mailbox>;
+  explicit LiveMailboxes(Table table) : current_(std::make_shared<const Table>(std::move(table))) {}
+  std::shared_ptr<const Table> snapshot() const { return current_.load(); }
+  void replace(Table table) { current_.store(std::make_shared<const Table>(std::move(table))); }
+
+ private:
+  std::atomic<std::shared_ptr<const Table>> current_;
+};
+
 struct Config {
   std::filesystem::path file;  // where it was loaded from
   std::string hostname;
   std::vector<Listener> listeners;
   Spool spool;
   std::vector<std::string> accepted_domains;  // lower case
-  std::vector<Mailbox> mailboxes;
+  std::vector<Mailbox> mailboxes;             // as loaded; a running server reads mailbox_table()
+  std::shared_ptr<LiveMailboxes> live_mailboxes;  // set by load() and parse()
   std::vector<util::Cidr> relay_networks;
   Queue queue;
   Delivery delivery;
@@ -147,7 +164,11 @@ struct Config {
   // is started as root (SPEC §2, DESIGN principle 7).
   std::string user = "tern";
 
-  const Mailbox* find_mailbox(std::string_view address) const;
+  // The mailbox an address or alias names (case-insensitive), from the
+  // current table; the pointer keeps that table alive.
+  std::shared_ptr<const Mailbox> find_mailbox(std::string_view address) const;
+  // The current [[mailbox]] table (the loaded one until a reload replaces it).
+  std::shared_ptr<const std::vector<Mailbox>> mailbox_table() const;
   bool accepts_domain(std::string_view domain) const;
   const Route* find_route(std::string_view domain) const;
   // The [[dkim]] key for a sender domain (exact match, lower case), or null.

@@ -45,8 +45,9 @@ void Dispatcher::set_commit_gate(std::function<bool()> gate) {
 net::awaitable<void> Dispatcher::deliver(const queue::Envelope& envelope, std::string_view content,
                                          const std::vector<std::size_t>& recipients,
                                          bool may_be_repeat, GroupReport report) {
-  std::vector<std::pair<std::size_t, const config::Mailbox*>> maildir;  // null: no mailbox
-  std::map<std::string, std::vector<std::size_t>> remote;               // domain → recipients
+  std::vector<std::pair<std::size_t, std::shared_ptr<const config::Mailbox>>>
+      maildir;                                             // null: no mailbox
+  std::map<std::string, std::vector<std::size_t>> remote;  // domain → recipients
   std::map<std::string, std::pair<config::Endpoint, std::vector<std::size_t>>> lmtp;
   for (auto i : recipients) {
     const auto& r = envelope.recipients[i];
@@ -55,8 +56,8 @@ net::awaitable<void> Dispatcher::deliver(const queue::Envelope& envelope, std::s
       remote[address ? address->domain_key() : std::string()].push_back(i);
       continue;
     }
-    const auto* mailbox = config_.find_mailbox(
-        address ? address->unquoted_local() + "@" + address->domain : r.address);
+    auto mailbox = config_.find_mailbox(address ? address->unquoted_local() + "@" + address->domain
+                                                : r.address);
     if (mailbox && mailbox->lmtp) {
       auto& group = lmtp[mailbox->lmtp->str()];
       group.first = *mailbox->lmtp;

@@ -56,14 +56,14 @@ std::string hash_password(std::string_view password, std::string_view scheme) {
 }
 
 bool Authenticator::has_users() const {
-  for (const auto& m : config_.mailboxes)
+  for (const auto& m : *config_.mailbox_table())
     if (!m.password.empty()) return true;
   return false;
 }
 
 std::optional<std::string> Authenticator::verify(std::string_view user,
                                                  std::string_view password) const {
-  const auto* mailbox = config_.find_mailbox(user);
+  auto mailbox = config_.find_mailbox(user);
   if (!mailbox || mailbox->password.empty()) {
     password_matches(password, kDummyHash);
     return std::nullopt;

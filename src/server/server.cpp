@@ -24,6 +24,7 @@
 #include "net/event_loop.h"
 #include "server/connection.h"
 #include "server/refusal.h"
+#include "server/service_notify.h"
 #include "smtp/replies.h"
 #include "tls/context.h"
 
@@ -243,9 +244,42 @@ void Server::refuse_connection(std::size_t index, asio::ip::tcp::socket socket,
                  });
 }
 
+// SIGHUP: the certificates, the [[dkim]] keys and the [[mailbox]] table, each
+// all or nothing (one unreadable key keeps every old certificate), each apart
+// from the others: a key tern's user cannot read (it was read as root at
+// start) must not stop a renewed certificate. New sessions and deliveries see
+// the new ones; other changes to the file wait for a restart.
+void Server::reload() {
+  notify_reloading();
+  try {
+    load_tls();
+    spdlog::info("certificates reloaded");
+  } catch (const std::exception& e) {
+    spdlog::error("certificates not reloaded, keeping the old ones: {}", e.what());
+  }
+  if (!config_.dkim.empty()) {
+    try {
+      context_->set_dkim_keys(DkimKeyring::load(config_));
+      spdlog::info("DKIM keys reloaded");
+    } catch (const std::exception& e) {
+      spdlog::error("DKIM keys not reloaded, keeping the old ones: {}", e.what());
+    }
+  }
+  try {
+    auto fresh = config::load(config_.file);
+    const auto count = fresh.mailboxes.size();
+    config_.live_mailboxes->replace(std::move(fresh.mailboxes));
+    spdlog::info("mailboxes reloaded ({} [[mailbox]] entries)", count);
+  } catch (const std::exception& e) {
+    spdlog::error("mailboxes not reloaded, keeping the old ones: {}", e.what());
+  }
+  notify_ready("reloaded");
+}
+
 void Server::stop() {
   if (stopping_) return;
   stopping_ = true;
+  notify_stopping();
   std::fprintf(stderr, "tern: stopping\n");
   for (auto& [index, a] : acceptors_) {
     // Closed on its own loop: the accept in progress there is cancelled.
@@ -283,23 +317,7 @@ int Server::run() {
   std::function<void(std::error_code, int)> on_signal = [&](std::error_code ec, int sig) {
     if (ec) return;
     if (sig == SIGHUP) {
-      try {
-        load_tls();
-        spdlog::info("certificates reloaded");
-      } catch (const std::exception& e) {
-        spdlog::error("certificates not reloaded, keeping the old ones: {}", e.what());
-      }
-      // The [[dkim]] keys apart: a key tern's user cannot read (it was read as
-      // root at start) must not stop a renewed certificate. New sessions get
-      // the new keys; all or nothing here too.
-      if (!config_.dkim.empty()) {
-        try {
-          context_->set_dkim_keys(DkimKeyring::load(config_));
-          spdlog::info("DKIM keys reloaded");
-        } catch (const std::exception& e) {
-          spdlog::error("DKIM keys not reloaded, keeping the old ones: {}", e.what());
-        }
-      }
+      reload();
       signals.async_wait(on_signal);
       return;
     }
@@ -316,6 +334,8 @@ int Server::run() {
   std::fprintf(stderr, "tern: ready (%zu event loops, spool %s, %zu queued)\n", loops_.size(),
                config_.spool.path.c_str(), delivery_->loaded());
   std::fflush(stderr);
+  notify_ready(std::to_string(acceptors_.size()) + " listeners, " +
+               std::to_string(delivery_->loaded()) + " messages queued at start");
   net::run_event_loop(*loops_[0], "event loop");
   for (auto& t : threads) t.join();
   signals.cancel();

@@ -1,8 +1,8 @@
 // `tern serve`: the event loops (one per core, DESIGN.md principle 2), the
 // listeners with their acceptors, the spool and the logs, and the signals —
 // SIGTERM/SIGINT for a graceful stop (stop accepting, let sessions finish their
-// message, 421 to idle ones, flush the spool), SIGHUP to reload certificates
-// and DKIM signing keys.
+// message, 421 to idle ones, flush the spool), SIGHUP to reload certificates,
+// DKIM signing keys and mailboxes; it tells systemd (Type=notify) about each.
 #pragma once
 
 #include <asio/io_context.hpp>
@@ -42,6 +42,7 @@ class Server {
   // The TLS context of each listener (null without TLS), read from its files.
   std::vector<std::shared_ptr<asio::ssl::context>> read_tls() const;
   void load_tls();
+  void reload();  // SIGHUP
   // The resolver of the event loop running executor (null: no sender checks).
   dns::Resolver* resolver_for(const asio::any_io_executor& executor) const;
   void stop();

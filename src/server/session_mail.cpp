@@ -28,9 +28,9 @@ Step Session::cmd_mail(std::string_view arg) {
   if (!env_.spool->has_room(p.size.value_or(0))) return answer(replies::kInsufficientStorage);
   if (!auth_user_.empty() && !path.null_path) {
     // Send-as: an authenticated user may use only their own address or aliases.
-    const auto* own = env_.config->find_mailbox(auth_user_);
-    if (!own || own != env_.config->find_mailbox(path.address.str()))
-      return answer(replies::kSendAsDenied);
+    auto own = env_.config->find_mailbox(auth_user_);
+    auto as = env_.config->find_mailbox(path.address.str());
+    if (!own || !as || own->address != as->address) return answer(replies::kSendAsDenied);
   }
   tx_.active = true;
   tx_.sender = path.address;

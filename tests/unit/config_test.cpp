@@ -39,6 +39,28 @@ TEST(Config, ShippedFileLoads) {
   EXPECT_EQ(c.queue.expire_ms, 2ull * 86400 * 1000);
 }
 
+// SIGHUP replaces the [[mailbox]] table of every copy of the Config at once;
+// a mailbox found before the reload stays valid while its holder keeps it.
+TEST(Config, ReloadedMailboxesReachEveryCopyAndOldSnapshotsStayValid) {
+  auto c = parse(base("[domains]\naccepted = [\"example.test\"]\n[[mailbox]]\naddress = "
+                      "\"kate@example.test\"\nmaildir = \"m/kate\"\n"),
+                 "/etc/tern/tern.toml");
+  const Config copy = c;
+  auto kate = copy.find_mailbox("kate@example.test");
+  ASSERT_NE(kate, nullptr);
+  auto fresh = parse(base("[domains]\naccepted = [\"example.test\"]\n[[mailbox]]\naddress = "
+                          "\"nina@example.test\"\nmaildir = \"m/nina\"\n"
+                          "aliases = [\"n@example.test\"]\n"),
+                     "/etc/tern/tern.toml");
+  c.live_mailboxes->replace(fresh.mailboxes);
+  EXPECT_EQ(copy.find_mailbox("kate@example.test"), nullptr);
+  ASSERT_NE(copy.find_mailbox("N@example.test"), nullptr);
+  EXPECT_EQ(copy.find_mailbox("N@example.test")->address, "nina@example.test");
+  EXPECT_EQ(copy.mailbox_table()->size(), 1u);
+  EXPECT_EQ(kate->address, "kate@example.test");  // the old table lives on in kate
+  EXPECT_EQ(kate->maildir, "/etc/tern/m/kate");
+}
+
 TEST(Config, RelativePathsFollowTheFile) {
   auto c = parse(base("[spool]\npath = \"q\"\n"), "/srv/tern/etc/tern.toml");
   EXPECT_EQ(c.spool.path, "/srv/tern/etc/q");
