@@ -1,5 +1,6 @@
 // The sections of tern.toml (SPEC §2), one reader each, and the order they
 // are read in: [domains] before [[mailbox]], whose addresses must be in them.
+#include <arpa/inet.h>
 #include <toml++/toml.h>
 
 #include "config/table_reader.h"
@@ -232,7 +233,12 @@ void read_sender_auth(TableReader& ar, const fs::path& /*base*/, Config& c) {
 void read_admin(TableReader& ar, const fs::path& base, Config& c) {
   if (auto v = ar.string("address")) {
     auto ep = Endpoint::parse(*v);
-    if (!ep) ar.fail("address", "expected host:port, e.g. \"127.0.0.1:8025\" or \"[::1]:8025\"");
+    in6_addr ip{};
+    if (!ep || (inet_pton(AF_INET, ep->host.c_str(), &ip) != 1 &&
+                inet_pton(AF_INET6, ep->host.c_str(), &ip) != 1))
+      ar.fail("address",
+              "expected an IP address and a port (host:port), e.g. \"127.0.0.1:8025\" or "
+              "\"[::1]:8025\"");
     c.admin.address = *ep;
   }
   if (auto v = ar.string("token_file")) {

@@ -118,6 +118,7 @@ TEST(Config, ErrorsNameFileLineAndKey) {
       {base("[admin]\naddress = \"localhost\"\n"), 6, "admin.address", "host:port"},
       {base("[admin]\naddress = \"[::1:8025\"\n"), 6, "admin.address", "host:port"},
       {base("[admin]\naddress = 8025\n"), 6, "admin.address", "expected a string"},
+      {base("[admin]\naddress = \"localhost:8025\"\n"), 6, "admin.address", "IP address"},
       {base("[admin]\naddress = \"127.0.0.1:80250\"\n"), 6, "admin.address", "host:port"},
       {base("[admin]\naddress = \"127.0.0.1:8025\"\ntoken_file = \"\"\n"), 7, "admin.token_file",
        "must name a file"},
