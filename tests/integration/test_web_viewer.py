@@ -99,6 +99,9 @@ def test_viewer_shows_html_as_text_and_bounces(tmp_path):
         assert no_alert(driver)
         # the other message is still shown; the notice is in the sender's Maildir
         assert driver.find_elements(By.CSS_SELECTOR, f'#rows tr[data-id="{other["id"]}"]')
+        # the page lives within its Content-Security-Policy (no inline script or style)
+        refused = [e["message"] for e in driver.get_log("browser") if "Content Security Policy" in e["message"]]
+        assert refused == [], refused
     finally:
         driver.quit()
     [notice] = wait_for_maildir(tern, "kate")
