@@ -19,6 +19,10 @@ namespace {
 
 // How long an answer may take to leave once the request is read.
 constexpr auto kWriteTimeout = std::chrono::seconds(10);
+// After a refusal (400, 408, 413, 431), what is still read and dropped
+// before the close, at most.
+constexpr auto kLingerTime = std::chrono::seconds(2);
+constexpr std::size_t kLingerBytes = 1024 * 1024;
 
 // One connection's socket and its deadline. When the deadline passes, the
 // pending read or write is cancelled (expired is set); when it passes again
@@ -198,6 +202,19 @@ net::awaitable<void> AdminServer::serve(tcp::socket socket) {
     if (ec || conn->expired || !keep_alive) {
       std::error_code ignored;
       conn->socket.shutdown(tcp::socket::shutdown_send, ignored);
+      if (!ec && !conn->expired && refusal) {
+        // A client still sending (a huge header) would get a reset that may
+        // destroy the answer before it reads it: read on a little first.
+        conn->expired = false;
+        Watched::arm(conn, kLingerTime);
+        std::size_t drained = 0;
+        while (drained < kLingerBytes && !conn->expired) {
+          auto [rec, got] =
+              co_await conn->socket.async_read_some(asio::buffer(buffer), net::use_tuple);
+          if (rec) break;
+          drained += got;
+        }
+      }
       conn->socket.close(ignored);
       co_return;
     }
