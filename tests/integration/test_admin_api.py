@@ -289,3 +289,28 @@ def test_concurrent_actions_on_one_message(tmp_path):
     assert len(maildir_files(tern, "kate")) == (1 if bounced else 0)
     assert call_json(tern, "GET", "/api/queue", token) == (200, [])
     assert tern.stop() == 0
+
+
+def test_connections_are_capped(tmp_path):
+    tern = admin_tern(tmp_path / "t")
+    held = []
+    try:
+        for _ in range(64):  # each answered once, then kept open (keep-alive)
+            s = socket.create_connection(("127.0.0.1", admin_port(tern)), timeout=30)
+            s.sendall(b"GET /viewer.css HTTP/1.1\r\nHost: x\r\n\r\n")
+            got = b""
+            while b"\r\n\r\n" not in got:
+                chunk = s.recv(65536)
+                assert chunk, got
+                got += chunk
+            assert status_of(got) == 200
+            held.append(s)
+        got, closed = raw(tern, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert got == b"" and closed  # the 65th is closed unanswered
+    finally:
+        for s in held:
+            s.close()
+    # the slots come back as the connections end
+    wait_until(lambda: raw(tern, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")[0]
+               .startswith(b"HTTP/1.1 200"), what="an answer once the connections are gone")
+    assert tern.stop() == 0
