@@ -150,14 +150,14 @@ net::awaitable<Response> AdminServer::api(const Request& request,
   if (path.size() == 4) {
     if (path[3] != "retry" && path[3] != "bounce") co_return error(404, "not found");
     if (method != "POST") co_return not_allowed("POST");
-    co_return co_await message(method, *id, path[3]);
+    co_return co_await message(*id, path[3]);
   }
   if (method != "GET" && method != "DELETE") co_return not_allowed("GET, DELETE");
-  co_return co_await message(method, *id, method == "DELETE" ? "delete" : "show");
+  std::string action = method == "DELETE" ? "delete" : "show";
+  co_return co_await message(*id, action);
 }
 
-net::awaitable<Response> AdminServer::message(const std::string& /*method*/, std::uint64_t id,
-                                              const std::string& action) {
+net::awaitable<Response> AdminServer::message(std::uint64_t id, const std::string& action) {
   if (action == "retry") {
     std::string answer = co_await scheduler_.retry(id);
     co_return action_result(answer);

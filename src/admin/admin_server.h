@@ -57,8 +57,8 @@ class AdminServer {
   net::awaitable<Response> route(const Request& request);
   net::awaitable<Response> api(const Request& request, const std::vector<std::string>& path,
                                const Target& target);
-  net::awaitable<Response> message(const std::string& method, std::uint64_t id,
-                                   const std::string& action);
+  // action: "show", "retry", "bounce" or "delete"
+  net::awaitable<Response> message(std::uint64_t id, const std::string& action);
   net::awaitable<Response> trail(const Target& target);
   net::awaitable<Response> metrics();
 

@@ -252,9 +252,9 @@ def test_path_tricks_never_reach_anything(tmp_path):
                                f"Connection: close\r\n\r\n".encode())
             assert status_of(got) in (400, 404, 405), (method, target, got[:200])
             assert b"root:" not in got
-    got, _ = raw(tern, b"GET *" + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    got, _ = raw(tern, b"GET * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert status_of(got) == 400, got
-    got, _ = raw(tern, b"GET http://evil.test/api/queue HTTP/1.1\r\nHost: x\r\n\r\n")
+    got, _ = raw(tern, b"GET http://evil.test/api/queue HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert status_of(got) == 400, got
     assert [m["id"] for m in tern.queue_json()] == [q["id"]]  # nothing was acted on
     assert tern.stop() == 0
@@ -280,13 +280,20 @@ def test_concurrent_actions_on_one_message(tmp_path):
     for t in threads:
         t.join(timeout=60)
     assert all(r is not None for r in results), results
-    done = [r for s, r in results if s == 200]
-    assert len(done) == 1, results
-    assert all(s in (404, 409) for s, _ in results if s != 200), results
-    bounced = "returned to" in done[0]["result"]
-    assert bounced or "deleted" in done[0]["result"], done
+    assert all(s in (200, 404, 409) for s, _ in results), results
+    done = [r["result"] for s, r in results if s == 200]
+    # Removed at once by exactly one call; or, when the attempt that deferred
+    # it had not quite ended, each call before the end changed what that
+    # attempt does last (the scheduler's "when its current attempt ends").
+    now = [r for r in done if "when its current attempt ends" not in r]
+    later = [r for r in done if "when its current attempt ends" in r]
+    assert len(now) + (1 if later else 0) == 1, results
+    if now:
+        bounced = "returned to" in now[0]
+        assert bounced or "deleted" in now[0], done
     wait_until(lambda: tern.queue_json() == [], what="an empty queue")  # the notice, if any, delivered
-    assert len(maildir_files(tern, "kate")) == (1 if bounced else 0)
+    notices = len(maildir_files(tern, "kate"))
+    assert notices == (1 if bounced else 0) if now else notices <= 1
     assert call_json(tern, "GET", "/api/queue", token) == (200, [])
     assert tern.stop() == 0
 
