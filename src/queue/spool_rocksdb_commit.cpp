@@ -120,6 +120,8 @@ void RocksSpool::add_to_batch(rocksdb::WriteBatch& batch, const SpoolChange& cha
     batch.Delete(contents_, id_key(id));
     delete_parts(batch, id);
   }
+  for (const auto& name : change.picked_up) batch.Put(default_, pickup_key(name), "");
+  for (const auto& name : change.forget_picked_up) batch.Delete(default_, pickup_key(name));
   for (auto id : change.discard) {
     delete_parts(batch, id);
     std::lock_guard lock(parts_mu_);

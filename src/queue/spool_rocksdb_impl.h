@@ -47,6 +47,8 @@ class RocksSpool final : public Spool {
   std::optional<std::string> content(std::uint64_t id) override;
   CommitResult store_part(std::uint64_t id, std::uint32_t seq, std::string_view bytes) override;
   void close() override;
+  bool was_picked_up(const std::string& name) override;
+  std::vector<std::string> picked_up_names() override;
 
  private:
   struct Pending {

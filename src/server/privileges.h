@@ -39,6 +39,10 @@ enum class FolderKind {
   kSpool,    // RocksDB's files and control.sock
   kLog,      // smtp-receive-*.log and message-tracking-*.log
   kMaildir,  // tmp, new and cur
+  // sendmail's drop folder (server/pickup.h): 03733 (local users may create
+  // files but not list or read them; files take the folder's group, tern's),
+  // owned by tern's user, with bad/ (0700) for files the pickup refused.
+  kMaildrop,
 };
 
 // A folder tern writes, and what it is called in messages ("spool folder").
@@ -53,7 +57,8 @@ struct Folder {
   bool strict() const { return kind != FolderKind::kMaildir; }
 };
 
-// The folders `tern serve` writes: the spool, the log folder, each Maildir.
+// The folders `tern serve` writes: the spool, the log folder, the maildrop,
+// each Maildir.
 std::vector<Folder> serve_folders(const config::Config& config);
 
 // Whether the current process may use folder: true when it may do everything

@@ -2,7 +2,8 @@
 // listeners with their acceptors, the spool and the logs, and the signals —
 // SIGTERM/SIGINT for a graceful stop (stop accepting, let sessions finish their
 // message, 421 to idle ones, flush the spool), SIGHUP to reload certificates
-// and DKIM signing keys.
+// and DKIM signing keys. Mail local users submit with sendmail comes in
+// through the maildrop (pickup.h).
 #pragma once
 
 #include <asio/io_context.hpp>
@@ -19,6 +20,7 @@
 #include "net/awaitable.h"
 #include "queue/spool.h"
 #include "server/delivery_service.h"
+#include "server/pickup.h"
 #include "server/server_context.h"
 
 namespace tern::server {
@@ -60,6 +62,8 @@ class Server {
   std::vector<std::pair<std::size_t, std::unique_ptr<asio::ip::tcp::acceptor>>> acceptors_;
   std::atomic<bool> stopping_{false};
   std::atomic<unsigned> refusing_{0};  // refusals in progress, over all loops
+  // sendmail's submissions (pickup.h); on the first loop, gone before it.
+  std::unique_ptr<Pickup> pickup_;
 };
 
 }  // namespace tern::server
