@@ -9,10 +9,10 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-#include <algorithm>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -116,8 +116,8 @@ std::optional<Failure> parse(int argc, char** argv, Options& o) {
             break;
           }
           return usage("-b" + value +
-                                       " is not supported: tern's sendmail only submits (-bm) "
-                                       "and lists the queue (-bp); use tern serve for SMTP");
+                       " is not supported: tern's sendmail only submits (-bm) "
+                       "and lists the queue (-bp); use tern serve for SMTP");
         case 'q':
           return usage("-q is not supported: use tern queue retry");
         case 'I':
@@ -161,12 +161,17 @@ std::vector<std::string> address_list(std::string_view value) {
     char c = value[i];
     if (quoted) {
       cur += c;
-      if (c == '\\' && i + 1 < value.size()) cur += value[++i];
-      else if (c == '"') quoted = false;
+      if (c == '\\' && i + 1 < value.size())
+        cur += value[++i];
+      else if (c == '"')
+        quoted = false;
     } else if (comment > 0) {
-      if (c == '\\') ++i;
-      else if (c == '(') ++comment;
-      else if (c == ')') --comment;
+      if (c == '\\')
+        ++i;
+      else if (c == '(')
+        ++comment;
+      else if (c == ')')
+        --comment;
     } else if (c == '"') {
       quoted = true;
       cur += c;
@@ -259,15 +264,18 @@ std::optional<Failure> read_input(const Options& o, std::size_t max, Input& in) 
   for (;;) {
     std::size_t n = std::fread(buf, 1, sizeof buf, stdin);
     if (n == 0) {
-      if (std::ferror(stdin)) return Failure{EX_NOINPUT, "cannot read the message from standard input"};
+      if (std::ferror(stdin))
+        return Failure{EX_NOINPUT, "cannot read the message from standard input"};
       break;
     }
     std::string_view chunk(buf, n);
     while (!chunk.empty()) {
       auto nl = chunk.find('\n');
       if (nl == std::string_view::npos) {
-        if (line.size() < 1024 * 1024) line.append(chunk);  // a line that long is refused anyway
-        else if (!in.long_line) in.long_line = number + 1;
+        if (line.size() < 1024 * 1024)
+          line.append(chunk);  // a line that long is refused anyway
+        else if (!in.long_line)
+          in.long_line = number + 1;
         break;
       }
       line.append(chunk.substr(0, nl));
@@ -314,8 +322,8 @@ std::vector<std::string> extract_recipients(std::vector<std::string>& header) {
 }
 
 // A recipient as the envelope takes it: a bare name is a user at hostname.
-std::optional<std::string> recipient(const config::Config& config, std::string text,
-                                     int& code, std::string& why) {
+std::optional<std::string> recipient(const config::Config& config, std::string text, int& code,
+                                     std::string& why) {
   if (text.find('@') == std::string::npos) text += "@" + config.hostname;
   auto a = smtp::parse_address(text, true);
   if (!a || text.size() > smtp::kMaxPath) {
@@ -351,20 +359,20 @@ int drop(const config::Config& config, const std::string& data) {
   if (!dir.ok()) {
     int error = errno;
     if (error == EACCES)
-      return fail(EX_NOPERM, "cannot reach the maildrop " + folder.string() + ": " +
-                                 std::strerror(error));
+      return fail(EX_NOPERM,
+                  "cannot reach the maildrop " + folder.string() + ": " + std::strerror(error));
     return fail(EX_TEMPFAIL, "cannot open the maildrop " + folder.string() + ": " +
                                  std::strerror(error) + " (tern serve makes it when it starts)");
   }
   const std::string name = maildrop::new_name();
   const std::string temp = std::string(maildrop::kTempPrefix) + name;
-  util::Fd fd(::openat(dir.get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                       0640));
+  util::Fd fd(::openat(dir.get(), temp.c_str(),
+                       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640));
   if (!fd.ok()) {
     int error = errno;
     int code = error == EACCES || error == EPERM ? EX_NOPERM : EX_TEMPFAIL;
-    return fail(code, "cannot write into the maildrop " + folder.string() + ": " +
-                          std::strerror(error));
+    return fail(code,
+                "cannot write into the maildrop " + folder.string() + ": " + std::strerror(error));
   }
   auto give_up = [&](int error, const char* what) {
     ::unlinkat(dir.get(), temp.c_str(), 0);
@@ -391,8 +399,8 @@ int drop(const config::Config& config, const std::string& data) {
     int error = errno;
     // The file is complete under its final name: it may well be delivered,
     // but its caller may not count on it.
-    return fail(EX_TEMPFAIL, std::string("the maildrop could not be synced: ") +
-                                 std::strerror(error));
+    return fail(EX_TEMPFAIL,
+                std::string("the maildrop could not be synced: ") + std::strerror(error));
   }
   return EX_OK;
 }
@@ -420,8 +428,7 @@ int submit(const Options& o) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
       return fail(EX_DATAERR, "the full name (-F) holds a control character");
   s.full_name = o.full_name.substr(0, maildrop::kMaxFullName);
-  if (!util::is_valid_utf8(s.full_name))
-    return fail(EX_DATAERR, "the full name (-F) is not UTF-8");
+  if (!util::is_valid_utf8(s.full_name)) return fail(EX_DATAERR, "the full name (-F) is not UTF-8");
 
   Input in;
   if (auto f = read_input(o, max, in)) return fail(f->code, f->text);
@@ -430,9 +437,8 @@ int submit(const Options& o) {
                                 " octets) exceeds the maximum message size (" +
                                 std::to_string(max) + " octets)");
   if (in.long_line)
-    return fail(EX_DATAERR,
-                "line " + std::to_string(in.long_line) +
-                    " of the message is longer than 998 octets (RFC 5322 §2.1.1)");
+    return fail(EX_DATAERR, "line " + std::to_string(in.long_line) +
+                                " of the message is longer than 998 octets (RFC 5322 §2.1.1)");
 
   std::vector<std::string> words;
   if (o.extract) words = extract_recipients(in.header);

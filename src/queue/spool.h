@@ -131,6 +131,7 @@ class Spool {
   // The maildrop files recorded by SpoolChange::picked_up and not forgotten
   // yet (blocking). A backend without records returns false and nothing: a
   // crash between its commit and the file's removal may then queue it twice.
+  virtual bool keeps_pickup_records() const { return false; }
   virtual bool was_picked_up(const std::string& /*name*/) { return false; }
   virtual std::vector<std::string> picked_up_names() { return {}; }
   // The message trail kept in this spool (see trail.h); null where there is none.

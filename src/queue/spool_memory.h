@@ -21,6 +21,7 @@ class MemorySpool final : public Spool {
   std::optional<Envelope> find(std::uint64_t id) override;
   std::optional<std::string> content(std::uint64_t id) override;
   void close() override {}
+  bool keeps_pickup_records() const override { return true; }
   bool was_picked_up(const std::string& name) override {
     std::lock_guard lock(mu_);
     return picked_up_.count(name) > 0;

@@ -115,7 +115,9 @@ std::vector<std::string> RocksSpool::picked_up_names() {
   std::shared_lock lock(db_mu_);
   if (!db_) throw unavailable();
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), default_));
-  for (it->Seek(std::string(kPickupPrefix)); it->Valid() && it->key().starts_with(rocksdb::Slice(kPickupPrefix.data(), kPickupPrefix.size()));
+  for (it->Seek(std::string(kPickupPrefix));
+       it->Valid() &&
+       it->key().starts_with(rocksdb::Slice(kPickupPrefix.data(), kPickupPrefix.size()));
        it->Next())
     out.emplace_back(it->key().ToString().substr(kPickupPrefix.size()));
   return out;

@@ -19,10 +19,10 @@
 #include <asio/post.hpp>
 #include <cctype>
 #include <cerrno>
-#include <cstring>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 
 #include "queue/maildrop.h"
@@ -121,8 +121,9 @@ Pickup::~Pickup() = default;
 void Pickup::start() {
   // The watch first, then the first scan: nothing that appears in between is missed.
   int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  if (fd >= 0 && ::inotify_add_watch(fd, config_.spool.maildrop.c_str(),
-                                     IN_MOVED_TO | IN_CLOSE_WRITE | IN_ONLYDIR | IN_DONT_FOLLOW) >= 0) {
+  if (fd >= 0 &&
+      ::inotify_add_watch(fd, config_.spool.maildrop.c_str(),
+                          IN_MOVED_TO | IN_CLOSE_WRITE | IN_ONLYDIR | IN_DONT_FOLLOW) >= 0) {
     inotify_ = std::make_unique<asio::posix::stream_descriptor>(loop_, fd);
     asio::co_spawn(loop_, watch(), asio::detached);
   } else {
@@ -180,11 +181,12 @@ bool Pickup::scan_guarded() {
 }
 
 bool Pickup::scan() {
-  util::Fd dir(::open(config_.spool.maildrop.c_str(),
-                      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  util::Fd dir(
+      ::open(config_.spool.maildrop.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!dir.ok()) {
-    if (failing_ != "open") spdlog::error("maildrop {}: cannot open: {}",
-                                          config_.spool.maildrop.string(), std::strerror(errno));
+    if (failing_ != "open")
+      spdlog::error("maildrop {}: cannot open: {}", config_.spool.maildrop.string(),
+                    std::strerror(errno));
     failing_ = "open";
     return false;
   }
@@ -258,8 +260,7 @@ bool Pickup::scan() {
     ::fsync(dir.get());
     queue::SpoolChange change;
     change.forget_picked_up = forget_;
-    if (spool_.apply_and_wait(std::move(change)).status == queue::SpoolStatus::kOk)
-      forget_.clear();
+    if (spool_.apply_and_wait(std::move(change)).status == queue::SpoolStatus::kOk) forget_.clear();
   }
   return more && !stopping_;
 }
@@ -275,7 +276,8 @@ bool Pickup::read_file(int dir, const std::string& name, Item& item, std::string
     return false;
   }
   // O_NONBLOCK: a FIFO swapped in meanwhile, or a lease, never blocks the pickup.
-  util::Fd fd(::openat(dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  util::Fd fd(
+      ::openat(dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
   if (!fd.ok()) {
     why = std::string("cannot open: ") + std::strerror(errno);
     return false;
@@ -356,9 +358,9 @@ bool Pickup::read_file(int dir, const std::string& name, Item& item, std::string
   if (!util::is_ascii(sub.message)) e.body = smtp::BodyType::k8BitMime;
 
   // "from local user UID": who wrote the file, as the kernel says.
-  std::string prefix = "Received: by " + host + " (tern, from local user " +
-                       std::to_string(uid) + " " + login + ")\r\n\tid " + std::to_string(e.id) +
-                       "; " + smtp::rfc5322_date_now() + "\r\n";
+  std::string prefix = "Received: by " + host + " (tern, from local user " + std::to_string(uid) +
+                       " " + login + ")\r\n\tid " + std::to_string(e.id) + "; " +
+                       smtp::rfc5322_date_now() + "\r\n";
   if (sub.sender && !trusted && *sub.sender != own)
     prefix += "X-Authentication-Warning: " + host + ": " + login + " set sender to " +
               (sub.sender->empty() ? std::string("<>") : *sub.sender) + " using -f\r\n";
@@ -372,10 +374,10 @@ bool Pickup::read_file(int dir, const std::string& name, Item& item, std::string
   }
   if (!smtp::header_value(sub.message, "From")) {
     std::string address = e.sender.empty() ? own : e.sender;
-    prefix += "From: " +
-              (sub.full_name.empty() ? address
-                                     : display_name(sub.full_name) + " <" + address + ">") +
-              "\r\n";
+    prefix +=
+        "From: " +
+        (sub.full_name.empty() ? address : display_name(sub.full_name) + " <" + address + ">") +
+        "\r\n";
   }
   e.arrival_ms = e.next_attempt_ms = now_ms();
   e.client_address = "local";
@@ -400,11 +402,12 @@ bool Pickup::commit(int dir, std::vector<Item>& items) {
   std::vector<Done> done;
   for (auto& it : items) {
     const auto& e = it.message.envelope;
-    done.push_back({it.name, e.message_id, e.sender, it.recipients, it.remote, e.id, e.size,
-                    it.local});
+    done.push_back(
+        {it.name, e.message_id, e.sender, it.recipients, it.remote, e.id, e.size, it.local});
     change.picked_up.push_back(it.name);
     change.add.push_back(std::move(it.message));
   }
+  if (!spool_.keeps_pickup_records()) change.picked_up.clear();
   change.forget_picked_up = forget_;
   auto result = spool_.apply_and_wait(std::move(change));
   if (result.status != queue::SpoolStatus::kOk) {
@@ -418,14 +421,14 @@ bool Pickup::commit(int dir, std::vector<Item>& items) {
   forget_.clear();
   if (crash_after_commit_) ::raise(SIGKILL);  // the window the records close (tests)
   for (const auto& d : done) {
-    tracking_.write({"RECEIVE", d.id, d.message_id, d.sender, d.recipients, d.remote, d.size,
-                     "sendmail"});
+    tracking_.write(
+        {"RECEIVE", d.id, d.message_id, d.sender, d.recipients, d.remote, d.size, "sendmail"});
     if (queued_) queued_(d.id, d.local);
   }
   for (const auto& d : done) {
-    if (::unlinkat(dir, d.name.c_str(), 0) == 0 || errno == ENOENT)
-      forget_.push_back(d.name);
-    else
+    if (::unlinkat(dir, d.name.c_str(), 0) == 0 || errno == ENOENT) {
+      if (spool_.keeps_pickup_records()) forget_.push_back(d.name);
+    } else
       spdlog::warn("maildrop: {} queued but not removed: {}", d.name, std::strerror(errno));
   }
   ::fsync(dir);  // the removals are durable before their records are forgotten
@@ -436,8 +439,7 @@ void Pickup::set_aside(int dir, const std::string& name, const std::string& why)
   std::string target = std::string(maildrop::kBadFolder) + "/" + std::to_string(::time(nullptr)) +
                        "." + safe_name(name);
   if (::renameat(dir, name.c_str(), dir, target.c_str()) == 0) {
-    spdlog::warn("maildrop: {} refused ({}): moved to {}", util::printable(name, 200), why,
-                 target);
+    spdlog::warn("maildrop: {} refused ({}): moved to {}", util::printable(name, 200), why, target);
     return;
   }
   if (errno == ENOENT) return;

@@ -256,8 +256,8 @@ void finish_maildrop(const Folder& folder, const Account* owner) {
     throw PrivilegeError("the " + folder.what + " " + dir.string() + " is " + describe_mode(dir) +
                          ", not tern's user's: give tern a folder of its own ([spool] maildrop)");
   if (st.st_gid != group && ::fchown(fd.get(), static_cast<uid_t>(-1), group) != 0)
-    throw PrivilegeError("cannot give " + dir.string() + " the group of tern's user: " +
-                         errno_text(errno));
+    throw PrivilegeError("cannot give " + dir.string() +
+                         " the group of tern's user: " + errno_text(errno));
   if ((st.st_mode & 07777) != kMaildropMode && ::fchmod(fd.get(), kMaildropMode) != 0)
     throw PrivilegeError("cannot chmod 3733 " + dir.string() + ": " + errno_text(errno));
   const std::string bad(maildrop::kBadFolder);
@@ -273,8 +273,8 @@ void finish_maildrop(const Folder& folder, const Account* owner) {
       // moves into bad/ itself once that exists.
       std::string aside = ".foreign-bad." + maildrop::new_name();
       if (::renameat(fd.get(), bad.c_str(), fd.get(), aside.c_str()) != 0)
-        throw PrivilegeError("cannot move " + (dir / bad).string() + " aside: " +
-                             errno_text(errno));
+        throw PrivilegeError("cannot move " + (dir / bad).string() +
+                             " aside: " + errno_text(errno));
       spdlog::warn("{} was not tern's: renamed {}", (dir / bad).string(), aside);
       continue;
     }
@@ -285,15 +285,16 @@ void finish_maildrop(const Folder& folder, const Account* owner) {
     throw PrivilegeError("cannot open " + (dir / bad).string() + ": " + errno_text(errno));
   if (::fchmod(bad_fd.get(), 0700) != 0 ||
       (owner && ::fchown(bad_fd.get(), owner->uid, owner->gid) != 0))
-    throw PrivilegeError("cannot give " + (dir / bad).string() + " to tern's user: " +
-                         errno_text(errno));
+    throw PrivilegeError("cannot give " + (dir / bad).string() +
+                         " to tern's user: " + errno_text(errno));
   // Local users reach the maildrop only through searchable ancestors.
   for (fs::path p = dir.parent_path(); !p.empty(); p = p.parent_path()) {
     struct stat a {};
     if (::stat(p.c_str(), &a) == 0 && !(a.st_mode & S_IXOTH)) {
-      spdlog::warn("{} is {}: local users other than tern's cannot reach the maildrop {} "
-                   "(sendmail answers EX_NOPERM for them); chmod o+x {}",
-                   p.string(), describe_mode(p), dir.string(), p.string());
+      spdlog::warn(
+          "{} is {}: local users other than tern's cannot reach the maildrop {} "
+          "(sendmail answers EX_NOPERM for them); chmod o+x {}",
+          p.string(), describe_mode(p), dir.string(), p.string());
       break;
     }
     if (p == p.root_path()) break;

@@ -135,11 +135,9 @@ Server::Server(config::Config config, const std::function<void()>& before_spool)
                                                 context_->blocking_pool());
   context_->set_queued_hook(
       [this](std::uint64_t id, bool local) { delivery_->enqueue(id, local); });
-  pickup_ = std::make_unique<Pickup>(config_, *spool_, *tracking_log_, *loops_[0],
-                                     context_->blocking_pool(),
-                                     [this](std::uint64_t id, bool local) {
-                                       context_->message_queued(id, local);
-                                     });
+  pickup_ = std::make_unique<Pickup>(
+      config_, *spool_, *tracking_log_, *loops_[0], context_->blocking_pool(),
+      [this](std::uint64_t id, bool local) { context_->message_queued(id, local); });
 }
 
 Server::~Server() = default;

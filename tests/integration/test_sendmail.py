@@ -296,12 +296,22 @@ def test_hostile_drop_files_are_moved_aside_and_never_stop_the_server(installed,
         # bad envelope lines and a bare LF inside the message
         (drop / name(6)).write_bytes(b"TERN-MAILDROP 1\nR kate@example.test\nZ what\n\nSubject: a\r\n\r\nx\r\n")
         (drop / name(7)).write_bytes(b"TERN-MAILDROP 1\nR kate@example.test\n\nSubject: a\nb\r\n\r\nx\r\n")
-        hostile = [name(n) for n in range(1, 8)] + ["not-a-drop-name"]
+        # a second link to a file elsewhere (tern would mail someone else's file)
+        elsewhere = server.folder / "secret.txt"
+        elsewhere.write_bytes(b"TERN-MAILDROP 1\nR kate@example.test\n\nSubject: linked\r\n\r\nx\r\n")
+        os.link(elsewhere, drop / name(8))
+        hostile = [name(n) for n in range(1, 9)] + ["not-a-drop-name"]
+        # a folder another user keeps closed: neither movable nor removable; logged, skipped
+        closed = drop / name(9)
+        closed.mkdir()
+        (closed / "inside").write_bytes(b"x")
+        os.chown(closed, 65534, 65534)
+        os.chmod(closed, 0o700)
         # the good one sorts after them: when it is delivered, they were all seen
         out = sendmail(installed, server, ["kate@example.test"], "Subject: good1\n\nbody\n")
         assert out.returncode == 0, out.stderr
         wait_for_maildir(server, "kate")
-        wait_until(lambda: drop_files(server) == [], what="every hostile file moved aside")
+        wait_until(lambda: drop_files(server) == [name(9)], what="every hostile file moved aside")
         assert server.proc.poll() is None, "the server is still running"
         aside = [p.name for p in (drop / "bad").iterdir()]
         for h in hostile:
@@ -310,7 +320,12 @@ def test_hostile_drop_files_are_moved_aside_and_never_stop_the_server(installed,
         stderr_tail = server.stop()
         assert stderr_tail == 0
         text = "".join(server.stderr_lines)
-        assert "symbolic link" in text and "not a regular file" in text
+        for reason in ("a symbolic link", "not a regular file", "not a maildrop file",
+                       "header section too large", "Permission denied", "a file with 2 links",
+                       "unknown envelope line", "a bare LF", "cannot be moved or removed"):
+            assert reason in text, reason
+        assert text.count(name(9)) == 1, "the folder that stays is reported once"
+        assert b"linked" not in b"".join(mail_of(server, "kate"))
     finally:
         server.stop()
 

@@ -34,23 +34,24 @@ TEST(Maildrop, NullSenderAndNoSenderDiffer) {
 }
 
 TEST(Maildrop, RefusesWhatSendmailNeverWrites) {
-  auto bad = [](std::string data) {
-    EXPECT_THROW(decode(data, 1000), BadDropFile) << data;
-  };
+  auto bad = [](std::string data) { EXPECT_THROW(decode(data, 1000), BadDropFile) << data; };
   bad("");
-  bad(std::string("\x7f" "ELF garbage", 11));
-  bad("TERN-MAILDROP 1\nR kate@example.test\n");                      // no end of envelope
-  bad("TERN-MAILDROP 1\n\nSubject: x\r\n\r\nb\r\n");                   // no recipients
-  bad("TERN-MAILDROP 1\nR kate@@example.test\n\nSubject: x\r\n\r\n");  // malformed address
+  bad(
+      std::string("\x7f"
+                  "ELF garbage",
+                  11));
+  bad("TERN-MAILDROP 1\nR kate@example.test\n");                        // no end of envelope
+  bad("TERN-MAILDROP 1\n\nSubject: x\r\n\r\nb\r\n");                    // no recipients
+  bad("TERN-MAILDROP 1\nR kate@@example.test\n\nSubject: x\r\n\r\n");   // malformed address
   bad("TERN-MAILDROP 1\nR kate@example.test\nQ what\n\nS: x\r\n\r\n");  // unknown line
   bad("TERN-MAILDROP 1\nS a@b.test\nS c@d.test\nR kate@example.test\n\nS: x\r\n\r\n");
-  bad("TERN-MAILDROP 1\nR kate@example.test\n\nSubject: x\nb\r\n\r\n");   // bare LF
-  bad("TERN-MAILDROP 1\nR kate@example.test\n\nSubject: x\rb\r\n\r\n");   // bare CR
+  bad("TERN-MAILDROP 1\nR kate@example.test\n\nSubject: x\nb\r\n\r\n");  // bare LF
+  bad("TERN-MAILDROP 1\nR kate@example.test\n\nSubject: x\rb\r\n\r\n");  // bare CR
   static const char nul[] = "TERN-MAILDROP 1\nR kate@example.test\n\nS: \0\r\n\r\n";
   bad(std::string(nul, sizeof nul - 1));  // NUL
   bad("TERN-MAILDROP 1\nR kate@example.test\n\nSubject: x\r\n\r\nno line end");
   bad("TERN-MAILDROP 1\nR kate@example.test\n\nSubject: " + std::string(990, 'a') +
-      "\r\n\r\n");                                                      // line over 998
+      "\r\n\r\n");  // line over 998
   bad("TERN-MAILDROP 1\nR kate@example.test\n\nSubject: x\r\n\r\n" + std::string(2000, 'a'));
   bad("TERN-MAILDROP 1\nN a\x01name\nR kate@example.test\n\nS: x\r\n\r\n");  // control in name
 }
