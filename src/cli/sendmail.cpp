@@ -24,6 +24,7 @@
 #include "queue/maildrop.h"
 #include "server/privileges.h"
 #include "smtp/address.h"
+#include "smtp/params.h"
 #include "util/fd.h"
 #include "util/text.h"
 
@@ -54,7 +55,8 @@ struct Options {
   bool ignore_dots = false;  // -i, -oi
   std::optional<std::string> sender;
   std::string full_name;
-  bool list_queue = false;  // -bp
+  bool list_queue = false;         // -bp
+  std::string notify, ret, envid;  // -N, -R, -V (RFC 3461)
   std::vector<std::string> recipients;
 };
 
@@ -122,9 +124,15 @@ std::optional<Failure> parse(int argc, char** argv, Options& o) {
           return usage("-q is not supported: use tern queue retry");
         case 'I':
           return usage("-I (newaliases) is not supported: tern has no aliases file");
-        case 'N':  // DSN notify, RET, ENVID, …: accepted; tern's defaults apply
+        case 'N':
+          o.notify = value;
+          break;
         case 'R':
+          o.ret = value;
+          break;
         case 'V':
+          o.envid = value;
+          break;
         case 'A':
         case 'B':
         case 'L':
@@ -429,6 +437,25 @@ int submit(const Options& o) {
       return fail(EX_DATAERR, "the full name (-F) holds a control character");
   s.full_name = o.full_name.substr(0, maildrop::kMaxFullName);
   if (!util::is_valid_utf8(s.full_name)) return fail(EX_DATAERR, "the full name (-F) is not UTF-8");
+
+  // -N, -R, -V as the ESMTP parameters they stand for (RFC 3461 §4).
+  if (!o.notify.empty()) {
+    auto p = smtp::parse_rcpt_params("NOTIFY=" + util::to_upper(o.notify));
+    if (!p.params) return fail(EX_USAGE, "-N takes never, or success, delay, failure: " + o.notify);
+    s.notify = p.params->notify;
+  }
+  if (!o.ret.empty()) {
+    s.ret = util::to_upper(o.ret);
+    if (s.ret != "FULL" && s.ret != "HDRS") return fail(EX_USAGE, "-R takes full or hdrs");
+  }
+  if (!o.envid.empty()) {
+    s.envid = o.envid;
+    if (s.envid.size() > 100 || !util::is_ascii(s.envid) ||
+        s.envid.find_first_of("\r\n\t") != std::string::npos)
+      return fail(EX_USAGE, "-V takes an envelope id of at most 100 printable characters");
+    for (char c : s.envid)
+      if (c < 0x21 || c > 0x7e) return fail(EX_USAGE, "-V takes printable characters only");
+  }
 
   Input in;
   if (auto f = read_input(o, max, in)) return fail(f->code, f->text);

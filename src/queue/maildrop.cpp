@@ -9,6 +9,7 @@
 #include <ctime>
 
 #include "smtp/address.h"
+#include "smtp/params.h"
 #include "util/text.h"
 
 namespace tern::maildrop {
@@ -34,6 +35,9 @@ std::string encode(const Submission& s) {
   std::string out(kMagic);
   if (s.sender) out += "S " + *s.sender + "\n";
   if (!s.full_name.empty()) out += "N " + s.full_name + "\n";
+  if (s.notify) out += "D " + std::to_string(s.notify) + "\n";
+  if (!s.ret.empty()) out += "T " + s.ret + "\n";
+  if (!s.envid.empty()) out += "E " + s.envid + "\n";
   for (const auto& r : s.recipients) out += "R " + r + "\n";
   out += "\n";
   out += s.message;
@@ -96,6 +100,25 @@ Submission decode(std::string_view data, std::size_t max_message) {
         if (s.recipients.size() >= kMaxRecipients) throw BadDropFile("too many recipients");
         check_address(value, "recipient");
         s.recipients.emplace_back(value);
+        break;
+      case 'D': {
+        auto bits = util::parse_uint(value);
+        if (s.notify || !bits || *bits == 0 || *bits > 15 ||
+            ((*bits & smtp::notify::kNever) && *bits != smtp::notify::kNever))
+          throw BadDropFile("malformed NOTIFY");
+        s.notify = static_cast<std::uint8_t>(*bits);
+        break;
+      }
+      case 'T':
+        if (!s.ret.empty() || (value != "FULL" && value != "HDRS"))
+          throw BadDropFile("malformed RET");
+        s.ret = std::string(value);
+        break;
+      case 'E':  // RFC 3461 §4.4: at most 100 characters, printable ASCII
+        if (!s.envid.empty() || value.empty() || value.size() > 100 || has_control(value) ||
+            !util::is_ascii(value))
+          throw BadDropFile("malformed ENVID");
+        s.envid = std::string(value);
         break;
       default:
         throw BadDropFile("unknown envelope line");

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -29,6 +30,11 @@ struct Submission {
   std::string full_name;              // -F, for the From: tern adds when there is none
   std::vector<std::string> recipients;
   std::string message;
+  // DSN requests (RFC 3461), sendmail's -N, -R and -V: NOTIFY bits for every
+  // recipient (smtp::notify; 0: not given), RET, ENVID.
+  std::uint8_t notify = 0;
+  std::string ret;  // "", "FULL" or "HDRS"
+  std::string envid;
 };
 
 class BadDropFile : public std::runtime_error {

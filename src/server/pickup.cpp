@@ -350,11 +350,15 @@ bool Pickup::read_file(int dir, const std::string& name, Item& item, std::string
     queue::Recipient rcpt;
     rcpt.address = r;
     rcpt.local = config_.accepts_domain(address->domain_key());
+    rcpt.notify = sub.notify;
     if (!address->is_ascii()) e.smtputf8 = true;
     item.recipients += (item.recipients.empty() ? "" : ";") + r;
     e.recipients.push_back(std::move(rcpt));
   }
   if (!util::is_ascii(e.sender)) e.smtputf8 = true;
+  if (sub.ret == "FULL") e.ret = smtp::DsnRet::kFull;
+  if (sub.ret == "HDRS") e.ret = smtp::DsnRet::kHeaders;
+  e.envid = sub.envid;
   if (!util::is_ascii(sub.message)) e.body = smtp::BodyType::k8BitMime;
 
   // "from local user UID": who wrote the file, as the kernel says.

@@ -202,6 +202,23 @@ def test_mailq_prints_what_tern_queue_list_prints(installed, tmp_path):
         server.stop()
 
 
+def test_N_R_V_are_the_dsn_requests_of_rfc_3461(installed, tmp_path):
+    server = make_server(tmp_path, delivery=None).start()  # held: the envelope stays to be read
+    try:
+        out = sendmail(installed, server, ["-N", "success,delay", "-R", "hdrs", "-V", "env42",
+                                           "kate@example.test", "bob@example.test"],
+                       "Subject: dsn1\n\nbody\n")
+        assert out.returncode == 0, out.stderr
+        (queued,) = wait_until(lambda: server.queue_json(), what="the message queued")
+        assert queued["ret"] == "HDRS" and queued["envid"] == "env42"
+        assert queued["listener"] == "sendmail" and queued["sender"] == "root@mail.example.test"
+        assert [r["notify"] for r in queued["recipients"]] == ["SUCCESS,DELAY"] * 2
+        bad = sendmail(installed, server, ["-N", "sometimes", "kate@example.test"], "x\n")
+        assert bad.returncode == EX_USAGE and b"-N" in bad.stderr
+    finally:
+        server.stop()
+
+
 def test_a_submission_while_the_server_is_down_is_delivered_once_it_starts(installed, tmp_path):
     server = make_server(tmp_path).start()  # makes the maildrop
     server.stop()

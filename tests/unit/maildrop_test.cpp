@@ -25,6 +25,21 @@ TEST(Maildrop, RoundTrips) {
   EXPECT_EQ(back.message, sample().message);
 }
 
+TEST(Maildrop, DsnRequestsRoundTripAndAreChecked) {
+  auto s = sample();
+  s.notify = 2 | 8;  // SUCCESS,DELAY
+  s.ret = "HDRS";
+  s.envid = "env42";
+  auto back = decode(encode(s), 1000);
+  EXPECT_EQ(back.notify, 2 | 8);
+  EXPECT_EQ(back.ret, "HDRS");
+  EXPECT_EQ(back.envid, "env42");
+  for (std::string line : {"D 0", "D 16", "D 3", "D x", "T PART", "E " + std::string(101, 'e')})
+    EXPECT_THROW(decode("TERN-MAILDROP 1\n" + line + "\nR kate@example.test\n\nS: x\r\n\r\n", 1000),
+                 BadDropFile)
+        << line;
+}
+
 TEST(Maildrop, NullSenderAndNoSenderDiffer) {
   auto s = sample();
   s.sender = "";
