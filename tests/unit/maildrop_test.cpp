@@ -3,6 +3,8 @@
 // there instead (bad magic, envelope lines, addresses, bare LF, NUL, sizes).
 #include <gtest/gtest.h>
 
+#include <vector>
+
 #include "queue/maildrop.h"
 
 namespace tern::maildrop {
@@ -34,7 +36,8 @@ TEST(Maildrop, DsnRequestsRoundTripAndAreChecked) {
   EXPECT_EQ(back.notify, 2 | 8);
   EXPECT_EQ(back.ret, "HDRS");
   EXPECT_EQ(back.envid, "env42");
-  for (std::string line : {"D 0", "D 16", "D 3", "D x", "T PART", "E " + std::string(101, 'e')})
+  for (std::string line : std::vector<std::string>{"D 0", "D 16", "D 3", "D x", "T PART",
+                                                   "E " + std::string(101, 'e')})
     EXPECT_THROW(decode("TERN-MAILDROP 1\n" + line + "\nR kate@example.test\n\nS: x\r\n\r\n", 1000),
                  BadDropFile)
         << line;
