@@ -1,15 +1,18 @@
 """sendmail and mailq (SPEC §1): the tern binary installed by `make install`
 under a prefix and called through its links. sendmail -t -i delivers to every
 To/Cc/Bcc recipient with Bcc gone from each copy; -f sets the envelope sender
-(Return-Path), -F the From name; a lone "." ends input unless -i; exit codes
-of sysexits.h; mailq prints what `tern queue list` prints. The maildrop keeps
+(Return-Path), -F the From name, -N/-R/-V the DSN requests; a lone "." ends
+input unless -i; exit codes of sysexits.h (EX_TEMPFAIL on a full maildrop,
+with nothing left behind); mailq prints what `tern queue list` prints. The maildrop keeps
 a submission while the server is down and hands it over exactly once, also
 across kill -9 right after the pickup's commit; files other local users drop
 there (garbage, huge headers, links, FIFOs, unreadable files) are moved to
 bad/ and never stop the server; an ordinary user submits but cannot list or
 read the folder. These tests start tern serve as root: they fail without it."""
+import errno
 import os
 import pathlib
+import pwd
 import re
 import signal
 import subprocess
@@ -18,11 +21,11 @@ import time
 import pytest
 
 from delivery_env import maildir_files, wait_for_maildir, wait_until
-from ternlib import TERN, TernServer, base_config, make_traversable
+from ternlib import TERN, TERN_USER, TernServer, base_config, make_traversable
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
-EX_USAGE, EX_DATAERR, EX_NOUSER, EX_CONFIG = 64, 65, 67, 78
+EX_USAGE, EX_DATAERR, EX_NOUSER, EX_TEMPFAIL, EX_CONFIG = 64, 65, 67, 75, 78
 
 MAILBOXES = "".join(f'[[mailbox]]\naddress = "{u}@example.test"\nmaildir = "mail/{u}"\n'
                     for u in ("bob", "carol"))
@@ -382,3 +385,50 @@ def test_an_ordinary_user_submits_but_cannot_list_or_read_the_maildrop(installed
     assert reading.returncode != 0 and b"secret" not in reading.stdout
     bad = subprocess.run(NOBODY + ["ls", str(drop / "bad")], capture_output=True, timeout=30)
     assert bad.returncode != 0
+
+
+def fill(folder):
+    """A ballast file that takes every free block of folder's file system."""
+    ballast = folder / "ballast"
+    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for size in (1 << 20, 1 << 12, 1):
+            chunk = b"\0" * size
+            try:
+                while True:
+                    os.write(fd, chunk)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC, e
+    finally:
+        os.close(fd)
+    assert os.statvfs(folder).f_bavail == 0, "the ballast did not fill the file system"
+    return ballast
+
+
+def test_a_full_maildrop_is_ex_tempfail_and_leaves_nothing_behind(installed, tmp_path):
+    server = make_server(tmp_path)
+    drop = server.folder / "maildrop"
+    drop.mkdir()
+    pw = pwd.getpwnam(TERN_USER)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o",
+                        f"size=2m,mode=0700,uid={pw.pw_uid},gid={pw.pw_gid}", "tmpfs", str(drop)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, f"cannot mount a tmpfs (these tests need root): {r.stderr}"
+    try:
+        server.start()  # makes the maildrop on the tmpfs its own
+        server.stop()
+        ballast = fill(drop / "bad")
+        out = sendmail(installed, server, ["kate@example.test"],
+                       "Subject: full1\n\n" + "x" * 100 + "\n")
+        assert out.returncode == EX_TEMPFAIL, out.stderr
+        assert b"No space left" in out.stderr and len(out.stderr.splitlines()) == 1
+        assert drop_files(server) == [], "the temporary file is removed"
+        ballast.unlink()
+        out = sendmail(installed, server, ["kate@example.test"], "Subject: full2\n\nbody\n")
+        assert out.returncode == 0, out.stderr
+        server.start()
+        wait_for_maildir(server, "kate")
+        assert subjects_in(server, "kate") == {"full2": 1}
+    finally:
+        server.stop()
+        subprocess.run(["umount", "-l", str(drop)], capture_output=True, timeout=30)
