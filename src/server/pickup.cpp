@@ -201,6 +201,9 @@ bool Pickup::scan() {
   }
   std::vector<std::string> names;
   bool more = false;
+  // Files queued or set aside by this scan: another scan at once only when
+  // it got somewhere (10000 fresh temporary files must not make it spin).
+  std::size_t progress = 0;
   {
     int copy = ::dup(dir.get());
     DIR* d = copy < 0 ? nullptr : ::fdopendir(copy);
@@ -229,26 +232,32 @@ bool Pickup::scan() {
     if (name.rfind(maildrop::kTempPrefix, 0) == 0) {
       struct stat st {};
       if (::fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-          st.st_mtime + kStaleTemp < ::time(nullptr))
+          st.st_mtime + kStaleTemp < ::time(nullptr)) {
         set_aside(dir.get(), name, "a temporary file left for a day");
+        ++progress;
+      }
       continue;
     }
     if (!maildrop::valid_name(name)) {
       set_aside(dir.get(), name, "not a maildrop file name");
+      ++progress;
       continue;
     }
     if (spool_.was_picked_up(name)) {  // queued already; its removal was cut short
       if (::unlinkat(dir.get(), name.c_str(), 0) == 0 || errno == ENOENT) forget_.push_back(name);
+      ++progress;
       continue;
     }
     Item item;
     std::string why;
     if (!read_file(dir.get(), name, item, why)) {
       set_aside(dir.get(), name, why);
+      ++progress;
       continue;
     }
     batch_bytes += item.message.envelope.size;
     batch.push_back(std::move(item));
+    ++progress;
     if (batch.size() >= kBatchFiles || batch_bytes >= kBatchBytes) {
       if (!commit(dir.get(), batch)) return false;  // the files stay: next scan
       batch.clear();
@@ -262,7 +271,7 @@ bool Pickup::scan() {
     change.forget_picked_up = forget_;
     if (spool_.apply_and_wait(std::move(change)).status == queue::SpoolStatus::kOk) forget_.clear();
   }
-  return more && !stopping_;
+  return more && progress > 0 && !stopping_;
 }
 
 bool Pickup::read_file(int dir, const std::string& name, Item& item, std::string& why) {
