@@ -300,33 +300,42 @@ def test_hostile_drop_files_are_moved_aside_and_never_stop_the_server(installed,
     drop = server.folder / "maildrop"
     try:
         name = lambda n: f"1000000{n:03d}." + f"{n:032x}"
-        garbage = drop / name(1)
-        garbage.write_bytes(os.urandom(4096))
-        huge = drop / name(2)
-        huge.write_bytes(b"TERN-MAILDROP 1\nR kate@example.test\n\nX-Big: "
-                         + b"a" * 900 + (b"\r\n " + b"a" * 900) * 1500 + b"\r\n\r\nbody\r\n")
+        stage = server.folder / "stage"  # written whole there, then renamed in: the
+        stage.mkdir()                    # pickup never sees a file half written
+
+        def put(file_name, data, owner=None, mode=None):
+            path = stage / file_name
+            path.write_bytes(data)
+            if owner is not None:
+                os.chown(path, owner, owner)
+            if mode is not None:
+                os.chmod(path, mode)
+            os.rename(path, drop / file_name)
+
+        put(name(1), os.urandom(4096))
+        put(name(2), b"TERN-MAILDROP 1\nR kate@example.test\n\nX-Big: " + b"a" * 900
+            + (b"\r\n " + b"a" * 900) * 1500 + b"\r\n\r\nbody\r\n")
         (drop / name(3)).symlink_to("/etc/passwd")
         os.mkfifo(drop / name(4))
-        (drop / "not-a-drop-name").write_bytes(b"hello")
+        put("not-a-drop-name", b"hello")
         # a well-formed drop by another user that tern cannot read (mode 0600)
-        unreadable = drop / name(5)
-        unreadable.write_bytes(b"TERN-MAILDROP 1\nR kate@example.test\n\nSubject: hidden\r\n\r\nx\r\n")
-        os.chown(unreadable, 65534, 65534)
-        os.chmod(unreadable, 0o600)
+        put(name(5), b"TERN-MAILDROP 1\nR kate@example.test\n\nSubject: hidden\r\n\r\nx\r\n",
+            owner=65534, mode=0o600)
         # bad envelope lines and a bare LF inside the message
-        (drop / name(6)).write_bytes(b"TERN-MAILDROP 1\nR kate@example.test\nZ what\n\nSubject: a\r\n\r\nx\r\n")
-        (drop / name(7)).write_bytes(b"TERN-MAILDROP 1\nR kate@example.test\n\nSubject: a\nb\r\n\r\nx\r\n")
+        put(name(6), b"TERN-MAILDROP 1\nR kate@example.test\nZ what\n\nSubject: a\r\n\r\nx\r\n")
+        put(name(7), b"TERN-MAILDROP 1\nR kate@example.test\n\nSubject: a\nb\r\n\r\nx\r\n")
         # a second link to a file elsewhere (tern would mail someone else's file)
         elsewhere = server.folder / "secret.txt"
         elsewhere.write_bytes(b"TERN-MAILDROP 1\nR kate@example.test\n\nSubject: linked\r\n\r\nx\r\n")
         os.link(elsewhere, drop / name(8))
         hostile = [name(n) for n in range(1, 9)] + ["not-a-drop-name"]
         # a folder another user keeps closed: neither movable nor removable; logged, skipped
-        closed = drop / name(9)
+        closed = stage / name(9)
         closed.mkdir()
         (closed / "inside").write_bytes(b"x")
         os.chown(closed, 65534, 65534)
         os.chmod(closed, 0o700)
+        os.rename(closed, drop / name(9))
         # the good one sorts after them: when it is delivered, they were all seen
         out = sendmail(installed, server, ["kate@example.test"], "Subject: good1\n\nbody\n")
         assert out.returncode == 0, out.stderr
