@@ -352,7 +352,7 @@ std::optional<std::string> recipient(const config::Config& config, std::string t
 // made durable (fsync where the folder may be read, else syncfs).
 int drop(const config::Config& config, const std::string& data) {
   const auto& folder = config.spool.maildrop;
-  util::Fd dir(::open(folder.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  util::Fd dir(::open(folder.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!dir.ok() && errno == ENOENT && ::geteuid() == 0) {
     // root may make it as tern serve would (owned by tern's user, 03733).
     try {
@@ -362,7 +362,7 @@ int drop(const config::Config& config, const std::string& data) {
     } catch (const std::exception& e) {
       return fail(EX_CONFIG, e.what());
     }
-    dir = util::Fd(::open(folder.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    dir = util::Fd(::open(folder.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   }
   if (!dir.ok()) {
     int error = errno;
@@ -401,7 +401,7 @@ int drop(const config::Config& config, const std::string& data) {
   if (::fsync(fd.get()) != 0) return give_up(errno, "fsync in");
   if (::renameat(dir.get(), temp.c_str(), dir.get(), name.c_str()) != 0)
     return give_up(errno, "rename in");
-  util::Fd readable(::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  util::Fd readable(::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   int synced = readable.ok() ? ::fsync(readable.get()) : ::syncfs(fd.get());
   if (synced != 0) {
     int error = errno;

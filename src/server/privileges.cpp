@@ -215,7 +215,11 @@ void prepare_folder(const Folder& folder, const Account* owner, Prepare prepare)
                            " belongs to root and holds " + in_quotes(*other) +
                            ", which is not tern's: tern takes over only an empty folder or one "
                            "with its own files; give tern a folder of its own (for example " +
-                           (dir / (folder.strict() ? "tern" : "Maildir")).string() + ")");
+                           (dir / (folder.strict()                        ? "tern"
+                                   : folder.kind == FolderKind::kMaildrop ? "maildrop"
+                                                                          : "Maildir"))
+                               .string() +
+                           ")");
   }
   if (chmod_it) {
     spdlog::warn("the {} {} was open to others ({}): now 0700", folder.what, dir.string(),
@@ -235,6 +239,12 @@ void prepare_folder(const Folder& folder, const Account* owner, Prepare prepare)
 
 bool is_root() {
   return ::geteuid() == 0;
+}
+
+// What a problem with a folder that is not strict() costs until it is fixed.
+const char* consequence(const Folder& f) {
+  return f.kind == FolderKind::kMaildrop ? "sendmail cannot submit and tern picks nothing up"
+                                         : "delivery to it answers 451";
 }
 
 constexpr mode_t kMaildropMode = 03733;
@@ -398,14 +408,14 @@ void prepare_folders(const std::vector<Folder>& folders, const Account* owner, P
   for (const auto& f : folders) {
     if (f.strict()) {
       prepare_folder(f, owner, prepare);
-      if (f.kind == FolderKind::kMaildrop && (prepare == Prepare::kCreate || fs::exists(f.path)))
-        finish_maildrop(f, owner);
       continue;
     }
     try {
       prepare_folder(f, owner, prepare);
-    } catch (const PrivilegeError& e) {  // one mailbox, never the server
-      spdlog::warn("{}: delivery to it answers 451 until this is fixed", e.what());
+      if (f.kind == FolderKind::kMaildrop && (prepare == Prepare::kCreate || fs::exists(f.path)))
+        finish_maildrop(f, owner);
+    } catch (const PrivilegeError& e) {  // one mailbox, or sendmail's folder, never the server
+      spdlog::warn("{}: {} until this is fixed", e.what(), consequence(f));
     }
   }
 }
@@ -445,7 +455,7 @@ void become_user(const config::Config& config, const std::vector<Folder>& folder
     std::string text = "user " + user_name(::geteuid()) + " cannot use the " + f.what + " " +
                        fs::absolute(f.path).lexically_normal().string() + ": " + *why;
     if (f.strict()) throw PrivilegeError(text);
-    spdlog::warn("{}; delivery to it answers 451 until this is fixed", text);
+    spdlog::warn("{}; {} until this is fixed", text, consequence(f));
   }
 }
 

@@ -53,8 +53,9 @@ struct Folder {
   // The spool and the log folder: never a symbolic link (lstat), tern's alone
   // (an existing one with group/other bits is chmod 0700), and any problem
   // with them stops tern. A Maildir's problem is a warning: delivery to it
-  // answers 451 until it is fixed, the other mailboxes are served.
-  bool strict() const { return kind != FolderKind::kMaildir; }
+  // answers 451 until it is fixed, the other mailboxes are served. So is the
+  // maildrop's: submissions wait in sendmail's callers until it is fixed.
+  bool strict() const { return kind == FolderKind::kSpool || kind == FolderKind::kLog; }
 };
 
 // The folders `tern serve` writes: the spool, the log folder, the maildrop,

@@ -441,3 +441,22 @@ def test_a_full_maildrop_is_ex_tempfail_and_leaves_nothing_behind(installed, tmp
     finally:
         server.stop()
         subprocess.run(["umount", "-l", str(drop)], capture_output=True, timeout=30)
+
+
+def test_a_maildrop_tern_cannot_use_is_a_warning_not_a_stop(installed, tmp_path):
+    """A symbolic link where the maildrop should be: tern serve warns and
+    serves mail; sendmail refuses to write through the link (EX_TEMPFAIL)."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    server = make_server(tmp_path)
+    (server.folder / "maildrop").symlink_to(elsewhere)
+    server.start()
+    try:
+        assert any("maildrop folder" in l and "symbolic link" in l for l in server.stderr_lines)
+        out = sendmail(installed, server, ["kate@example.test"], "Subject: link1\n\nbody\n")
+        assert out.returncode == EX_TEMPFAIL, out.stderr
+        assert list(elsewhere.iterdir()) == [], "nothing written through the link"
+        queue = server.queue("list")
+        assert queue.returncode == 0
+    finally:
+        server.stop()
