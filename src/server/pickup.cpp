@@ -190,6 +190,10 @@ bool Pickup::scan() {
     failing_ = "open";
     return false;
   }
+  if (failing_ == "open") {
+    spdlog::info("maildrop {}: open again", config_.spool.maildrop.string());
+    failing_.clear();
+  }
   if (!cleaned_) {
     // Files whose messages were committed just before a crash: gone now.
     for (const auto& name : spool_.picked_up_names()) {
