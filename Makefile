@@ -1,6 +1,7 @@
 # tern — the two commands of README.md and what they stand on.
 #   make run    install what is missing, build, start `tern serve` with etc/tern.toml
 #   make test   install what is missing, build, run every test (unit, integration, fuzz)
+#   make install    build/tern into $(DESTDIR)$(PREFIX)/sbin, with the sendmail and mailq links
 # Other targets: build, asan, bench, fuzz, clean.
 
 JOBS ?= $(shell nproc)
@@ -8,7 +9,12 @@ PYTHON := /usr/bin/python3
 CMAKE_FLAGS := -G Ninja -DCMAKE_EXPORT_COMPILE_COMMANDS=ON
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps build asan fuzz-build run test unit integration fuzz-smoke fuzz bench clean
+PREFIX ?= /usr/local
+DESTDIR ?=
+INSTALL_ROOT := $(DESTDIR)$(PREFIX)
+BINARY ?= build/tern
+
+.PHONY: all deps build asan fuzz-build run test unit integration fuzz-smoke fuzz bench clean install
 
 all: build
 
@@ -52,3 +58,26 @@ bench: build
 
 clean:
 	rm -rf build build-asan build-fuzz
+
+# Installs what `make build` made (run that first; install never builds, so
+# `sudo make install` does not write root's files into build/): the binary,
+# sendmail and mailq as relative links to it (as Postfix installs them), the
+# example configuration only where none is yet, and the systemd unit where the
+# tree has one. Running it again changes nothing that is there.
+install:
+	@test -x "$(BINARY)" || { echo "make install: $(BINARY) is missing: run make build first" >&2; exit 1; }
+	install -d "$(INSTALL_ROOT)/sbin" "$(INSTALL_ROOT)/bin" "$(INSTALL_ROOT)/etc/tern"
+	install -m 0755 "$(BINARY)" "$(INSTALL_ROOT)/sbin/tern"
+	ln -sfn tern "$(INSTALL_ROOT)/sbin/sendmail"
+	ln -sfn ../sbin/tern "$(INSTALL_ROOT)/bin/mailq"
+	@if [ -e "$(INSTALL_ROOT)/etc/tern/tern.toml" ]; then \
+	  echo "kept $(INSTALL_ROOT)/etc/tern/tern.toml"; \
+	else \
+	  install -m 0644 etc/tern.toml "$(INSTALL_ROOT)/etc/tern/tern.toml"; \
+	  echo "installed $(INSTALL_ROOT)/etc/tern/tern.toml"; \
+	fi
+	@if [ -f etc/tern.service ]; then \
+	  install -d "$(INSTALL_ROOT)/lib/systemd/system" && \
+	  install -m 0644 etc/tern.service "$(INSTALL_ROOT)/lib/systemd/system/tern.service" && \
+	  echo "installed $(INSTALL_ROOT)/lib/systemd/system/tern.service"; \
+	fi

@@ -25,6 +25,12 @@ void add_mx(CLI::App& app, int& exit_code);
 void add_spf(CLI::App& app, int& exit_code);
 void add_dkim(CLI::App& app, int& exit_code);
 
+// The binary called through a link named sendmail or mailq (SPEC §1): exit
+// codes of <sysexits.h>. list_queue runs `tern queue list --config FILE`.
+using ListQueue = std::function<int(const std::string& config)>;
+int sendmail_main(int argc, char** argv, const ListQueue& list_queue);
+int mailq_main(int argc, char** argv, const ListQueue& list_queue);
+
 // Shared: "tern: <message>" on stderr.
 void print_error(const std::string& message);
 // Runs a command body: its return value is the exit code; a bad configuration

@@ -62,6 +62,10 @@ struct Spool {
   std::filesystem::path path;
   std::uint64_t min_free = 64ull * 1024 * 1024;  // refuse mail (452 4.3.1) below this
   std::string postgres;                          // connection string, backend = "postgres"
+  // Where sendmail leaves submissions for tern serve to pick up: a folder local
+  // users may write but not read or list (03733, tern's). Default: "maildrop"
+  // next to the spool folder (never inside it: the spool stays 0700).
+  std::filesystem::path maildrop;
 };
 
 // A node of a cluster sharing one PostgreSQL-held queue (SPEC §6).

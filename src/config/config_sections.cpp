@@ -90,6 +90,7 @@ void read_spool(TableReader& sr, const fs::path& base, Config& c) {
   if (auto v = sr.string("path")) c.spool.path = resolve(base, *v);
   if (auto v = sr.size("min_free")) c.spool.min_free = *v;
   if (auto v = sr.string("postgres")) c.spool.postgres = *v;
+  if (auto v = sr.string("maildrop")) c.spool.maildrop = resolve(base, *v);
 }
 
 // [domains]
@@ -295,6 +296,16 @@ Config parse_table(const toml::table& root, const fs::path& file) {
   // share one configuration, and two nodes of one name would free each
   // other's leases at start.
   if (c.cluster.node.empty()) c.cluster.node = system_hostname();
+  if (c.spool.maildrop.empty()) {
+    fs::path spool = c.spool.path.lexically_normal();
+    if (spool.filename().empty()) spool = spool.parent_path();
+    c.spool.maildrop = spool.parent_path() / "maildrop";
+  }
+  if (c.spool.maildrop.lexically_normal() == c.spool.path.lexically_normal() ||
+      c.spool.maildrop.lexically_normal().string().rfind(
+          (c.spool.path.lexically_normal() / "").string(), 0) == 0)
+    throw ConfigError(file_name, 1, "spool",
+                      "maildrop must not be the spool folder or inside it (the spool is 0700)");
   if (c.spool.backend == "postgres" && c.spool.postgres.empty())
     throw ConfigError(file_name, 1, "spool",
                       "backend = \"postgres\" needs postgres = \"<libpq connection string>\"");

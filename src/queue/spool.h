@@ -53,7 +53,15 @@ struct SpoolChange {
   std::vector<Envelope> update;
   std::vector<std::uint64_t> remove;
   std::vector<std::uint64_t> discard;  // stored parts of messages never committed
-  bool empty() const { return add.empty() && update.empty() && remove.empty() && discard.empty(); }
+  // Names of maildrop files whose messages are in `add` (server/pickup.h):
+  // recorded in the same atomic write, so a crash before the file is removed
+  // never queues it twice. forget_picked_up: records whose files are gone.
+  std::vector<std::string> picked_up;
+  std::vector<std::string> forget_picked_up;
+  bool empty() const {
+    return add.empty() && update.empty() && remove.empty() && discard.empty() &&
+           picked_up.empty() && forget_picked_up.empty();
+  }
 };
 
 using CommitCallback = std::function<void(CommitResult)>;
@@ -120,6 +128,12 @@ class Spool {
   }
   // Waits for pending commits; further commits fail. Called at shutdown.
   virtual void close() = 0;
+  // The maildrop files recorded by SpoolChange::picked_up and not forgotten
+  // yet (blocking). A backend without records returns false and nothing: a
+  // crash between its commit and the file's removal may then queue it twice.
+  virtual bool keeps_pickup_records() const { return false; }
+  virtual bool was_picked_up(const std::string& /*name*/) { return false; }
+  virtual std::vector<std::string> picked_up_names() { return {}; }
   // The message trail kept in this spool (see trail.h); null where there is none.
   virtual Trail* trail() { return nullptr; }
 

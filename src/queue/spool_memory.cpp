@@ -24,6 +24,8 @@ void MemorySpool::apply(SpoolChange change, CommitCallback done) {
         if (it != messages_.end()) it->second.first = std::move(e);
       }
       for (auto id : change.remove) messages_.erase(id);
+      for (auto& n : change.picked_up) picked_up_.insert(n);
+      for (auto& n : change.forget_picked_up) picked_up_.erase(n);
     }
   }
   done(result);

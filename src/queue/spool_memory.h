@@ -4,6 +4,7 @@
 
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "queue/spool.h"
 
@@ -20,6 +21,15 @@ class MemorySpool final : public Spool {
   std::optional<Envelope> find(std::uint64_t id) override;
   std::optional<std::string> content(std::uint64_t id) override;
   void close() override {}
+  bool keeps_pickup_records() const override { return true; }
+  bool was_picked_up(const std::string& name) override {
+    std::lock_guard lock(mu_);
+    return picked_up_.count(name) > 0;
+  }
+  std::vector<std::string> picked_up_names() override {
+    std::lock_guard lock(mu_);
+    return {picked_up_.begin(), picked_up_.end()};
+  }
 
   bool room = true;
   SpoolStatus fail_next = SpoolStatus::kOk;
@@ -31,6 +41,7 @@ class MemorySpool final : public Spool {
   std::uint64_t next_id_ = 1000;
   std::map<std::uint64_t, std::pair<Envelope, std::string>> messages_;
   std::map<std::pair<std::uint64_t, std::uint32_t>, std::string> parts_;
+  std::set<std::string> picked_up_;
 };
 
 }  // namespace tern::queue

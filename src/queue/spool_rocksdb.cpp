@@ -103,6 +103,26 @@ std::vector<Envelope> RocksSpool::list() {
   return out;
 }
 
+bool RocksSpool::was_picked_up(const std::string& name) {
+  std::string value;
+  std::shared_lock lock(db_mu_);
+  if (!db_) throw unavailable();
+  return db_->Get(rocksdb::ReadOptions(), default_, pickup_key(name), &value).ok();
+}
+
+std::vector<std::string> RocksSpool::picked_up_names() {
+  std::vector<std::string> out;
+  std::shared_lock lock(db_mu_);
+  if (!db_) throw unavailable();
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), default_));
+  for (it->Seek(std::string(kPickupPrefix));
+       it->Valid() &&
+       it->key().starts_with(rocksdb::Slice(kPickupPrefix.data(), kPickupPrefix.size()));
+       it->Next())
+    out.emplace_back(it->key().ToString().substr(kPickupPrefix.size()));
+  return out;
+}
+
 std::optional<Envelope> RocksSpool::find(std::uint64_t id) {
   std::string value;
   std::shared_lock lock(db_mu_);

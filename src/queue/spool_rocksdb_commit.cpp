@@ -80,14 +80,17 @@ void RocksSpool::commit_loop() {
       }
     }
     std::vector<std::uint64_t> added;
+    std::vector<std::string> picked_up;
     for (std::size_t i = 0; i < items.size(); ++i)
-      if (!refused[i])
+      if (!refused[i]) {
         for (const auto& m : items[i].change.add) added.push_back(m.envelope.id);
+        for (const auto& n : items[i].change.picked_up) picked_up.push_back(n);
+      }
     if (!db_) {
       result = {SpoolStatus::kError, "the spool could not be reopened after a write error"};
     } else {
       if (max_id > 0) batch.Put(default_, kNextIdKey, id_key(max_id + 1));
-      if (batch.Count() > 0) result = write_batch(batch, added);
+      if (batch.Count() > 0) result = write_batch(batch, added, picked_up);
     }
     db_lock.unlock();
     for (std::size_t i = 0; i < items.size(); ++i) {
@@ -120,6 +123,8 @@ void RocksSpool::add_to_batch(rocksdb::WriteBatch& batch, const SpoolChange& cha
     batch.Delete(contents_, id_key(id));
     delete_parts(batch, id);
   }
+  for (const auto& name : change.picked_up) batch.Put(default_, pickup_key(name), "");
+  for (const auto& name : change.forget_picked_up) batch.Delete(default_, pickup_key(name));
   for (auto id : change.discard) {
     delete_parts(batch, id);
     std::lock_guard lock(parts_mu_);

@@ -47,6 +47,9 @@ class RocksSpool final : public Spool {
   std::optional<std::string> content(std::uint64_t id) override;
   CommitResult store_part(std::uint64_t id, std::uint32_t seq, std::string_view bytes) override;
   void close() override;
+  bool keeps_pickup_records() const override { return true; }
+  bool was_picked_up(const std::string& name) override;
+  std::vector<std::string> picked_up_names() override;
 
  private:
   struct Pending {
@@ -65,7 +68,8 @@ class RocksSpool final : public Spool {
   void resume_if_needed();
   rocksdb::Status forget_failed_adds();
   CommitResult failed_write(const rocksdb::Status& s);
-  CommitResult write_batch(rocksdb::WriteBatch& batch, const std::vector<std::uint64_t>& added);
+  CommitResult write_batch(rocksdb::WriteBatch& batch, const std::vector<std::uint64_t>& added,
+                           const std::vector<std::string>& picked_up);
 
   // spool_rocksdb_commit.cpp: the committer.
   bool parts_intact(const NewMessage& m);
@@ -96,7 +100,10 @@ class RocksSpool final : public Spool {
   bool reopened_ = false;  // under resume_mu_: failed_adds_ still to remove
   std::mutex failed_mu_;
   std::unordered_set<std::uint64_t> failed_adds_;  // new messages whose commit failed
-  std::uint64_t generation_ = 0;                   // under db_mu_: database closes so far
+  // Their pickup records (SpoolChange::picked_up): removed with them, or a
+  // record replayed from the log would have the pickup drop a lost message.
+  std::unordered_set<std::string> failed_pickups_;
+  std::uint64_t generation_ = 0;  // under db_mu_: database closes so far
   std::mutex parts_mu_;
   // Streamed messages not yet committed: the generation of their first part.
   std::unordered_map<std::uint64_t, std::uint64_t> part_generation_;

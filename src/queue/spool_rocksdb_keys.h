@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace tern::queue::rocksdb_spool {
 
@@ -14,6 +15,12 @@ inline constexpr const char* kEnvelopes = "envelopes";
 inline constexpr const char* kContents = "contents";
 inline constexpr const char* kParts = "parts";  // streamed parts of large messages
 inline constexpr const char* kNextIdKey = "next_id";
+// In the default family: "pickup/" + the name of a maildrop file whose
+// message was committed (SpoolChange::picked_up), until it is forgotten.
+inline constexpr std::string_view kPickupPrefix = "pickup/";
+inline std::string pickup_key(std::string_view name) {
+  return std::string(kPickupPrefix) + std::string(name);
+}
 
 inline std::string id_key(std::uint64_t id) {
   std::string k(8, '\0');

@@ -85,9 +85,11 @@ void RocksSpool::resume_if_needed() {
   // The failed adds a resume in place forgets: exactly those known before
   // it, not one that fails while it runs.
   std::vector<std::uint64_t> failed_before;
+  std::vector<std::string> failed_pickups_before;
   {
     std::lock_guard failed_lock(failed_mu_);
     failed_before.assign(failed_adds_.begin(), failed_adds_.end());
+    failed_pickups_before.assign(failed_pickups_.begin(), failed_pickups_.end());
   }
   bool forgot = false;  // a reopen's removals forgot their own snapshot
   rocksdb::Status s;
@@ -119,6 +121,7 @@ void RocksSpool::resume_if_needed() {
     if (!forgot) {  // a resumed database does not replay a failed write
       std::lock_guard failed_lock(failed_mu_);
       for (auto id : failed_before) failed_adds_.erase(id);
+      for (const auto& n : failed_pickups_before) failed_pickups_.erase(n);
     }
     spdlog::info("spool: writes resumed after an error");
   } else {
@@ -130,23 +133,27 @@ void RocksSpool::resume_if_needed() {
 // the failed adds known now and forgets exactly those once that is durable.
 rocksdb::Status RocksSpool::forget_failed_adds() {
   std::vector<std::uint64_t> ids;
+  std::vector<std::string> pickups;
   {
     std::lock_guard lock(failed_mu_);
     ids.assign(failed_adds_.begin(), failed_adds_.end());
+    pickups.assign(failed_pickups_.begin(), failed_pickups_.end());
   }
-  if (ids.empty()) return rocksdb::Status::OK();
+  if (ids.empty() && pickups.empty()) return rocksdb::Status::OK();
   rocksdb::WriteBatch batch;
   for (auto id : ids) {
     batch.Delete(envelopes_, id_key(id));
     batch.Delete(contents_, id_key(id));
     delete_parts(batch, id);
   }
+  for (const auto& n : pickups) batch.Delete(default_, pickup_key(n));
   rocksdb::WriteOptions wo;
   wo.sync = true;
   auto s = db_->Write(wo, &batch);
   if (s.ok()) {
     std::lock_guard lock(failed_mu_);
     for (auto id : ids) failed_adds_.erase(id);
+    for (const auto& n : pickups) failed_pickups_.erase(n);
   }
   return s;
 }
@@ -164,17 +171,24 @@ CommitResult RocksSpool::failed_write(const rocksdb::Status& s) {
 // removed after a reopen (resume_if_needed). Once written, they are not
 // failed any more (a notice written again under its id must stay).
 CommitResult RocksSpool::write_batch(rocksdb::WriteBatch& batch,
-                                     const std::vector<std::uint64_t>& added) {
+                                     const std::vector<std::uint64_t>& added,
+                                     const std::vector<std::string>& picked_up) {
   rocksdb::WriteOptions wo;
   wo.sync = true;
   auto s = db_->Write(wo, &batch);
-  if (!added.empty()) {
+  if (!added.empty() || !picked_up.empty()) {
     std::lock_guard lock(failed_mu_);
     for (auto id : added) {
       if (s.ok())
         failed_adds_.erase(id);
       else
         failed_adds_.insert(id);
+    }
+    for (const auto& n : picked_up) {
+      if (s.ok())
+        failed_pickups_.erase(n);
+      else
+        failed_pickups_.insert(n);
     }
   }
   if (!s.ok()) return failed_write(s);

@@ -14,6 +14,7 @@
 #include <system_error>
 #include <utility>
 
+#include "queue/maildrop.h"
 #include "util/fd.h"
 
 namespace tern::server {
@@ -144,6 +145,9 @@ bool terns_file(FolderKind kind, std::string_view name) {
       return starts("smtp-receive-") || starts("message-tracking-");
     case FolderKind::kMaildir:
       return name == "tmp" || name == "new" || name == "cur";
+    case FolderKind::kMaildrop:
+      return name == maildrop::kBadFolder || maildrop::valid_name(name) ||
+             starts(maildrop::kTempPrefix);
   }
   return false;
 }
@@ -189,7 +193,8 @@ void prepare_folder(const Folder& folder, const Account* owner, Prepare prepare)
     throw PrivilegeError("the " + folder.what + " " + dir.string() + " is not a folder");
   const uid_t keeper = owner ? owner->uid : ::geteuid();
   auto open_to_others = [&](const struct stat& s) {
-    return folder.strict() && (s.st_mode & 077) && (s.st_uid == keeper || s.st_uid == 0);
+    return folder.strict() && folder.kind != FolderKind::kMaildrop && (s.st_mode & 077) &&
+           (s.st_uid == keeper || s.st_uid == 0);
   };
   auto take_over = [&](const struct stat& s) { return owner && s.st_uid == 0; };
   if (!open_to_others(st) && !take_over(st)) return;
@@ -210,7 +215,11 @@ void prepare_folder(const Folder& folder, const Account* owner, Prepare prepare)
                            " belongs to root and holds " + in_quotes(*other) +
                            ", which is not tern's: tern takes over only an empty folder or one "
                            "with its own files; give tern a folder of its own (for example " +
-                           (dir / (folder.strict() ? "tern" : "Maildir")).string() + ")");
+                           (dir / (folder.strict()                        ? "tern"
+                                   : folder.kind == FolderKind::kMaildrop ? "maildrop"
+                                                                          : "Maildir"))
+                               .string() +
+                           ")");
   }
   if (chmod_it) {
     spdlog::warn("the {} {} was open to others ({}): now 0700", folder.what, dir.string(),
@@ -230,6 +239,76 @@ void prepare_folder(const Folder& folder, const Account* owner, Prepare prepare)
 
 bool is_root() {
   return ::geteuid() == 0;
+}
+
+// What a problem with a folder that is not strict() costs until it is fixed.
+const char* consequence(const Folder& f) {
+  return f.kind == FolderKind::kMaildrop ? "sendmail cannot submit and tern picks nothing up"
+                                         : "delivery to it answers 451";
+}
+
+constexpr mode_t kMaildropMode = 03733;
+
+// The maildrop after prepare_folder made it tern's: mode 03733 with the
+// group of tern's user (files made in it take that group, so tern reads them
+// while other users cannot), and bad/ (0700) inside. Only through
+// descriptors opened without following symbolic links.
+void finish_maildrop(const Folder& folder, const Account* owner) {
+  const fs::path dir = fs::absolute(folder.path).lexically_normal();
+  const uid_t keeper = owner ? owner->uid : ::geteuid();
+  const gid_t group = owner ? owner->gid : ::getegid();
+  Fd fd(::open(dir.c_str(), kFolderFlags));
+  struct stat st {};
+  if (!fd.ok() || ::fstat(fd.get(), &st) != 0)
+    throw PrivilegeError("cannot open the " + folder.what + " " + dir.string() + ": " +
+                         errno_text(errno));
+  if (st.st_uid != keeper)
+    throw PrivilegeError("the " + folder.what + " " + dir.string() + " is " + describe_mode(dir) +
+                         ", not tern's user's: give tern a folder of its own ([spool] maildrop)");
+  if (st.st_gid != group && ::fchown(fd.get(), static_cast<uid_t>(-1), group) != 0)
+    throw PrivilegeError("cannot give " + dir.string() +
+                         " the group of tern's user: " + errno_text(errno));
+  if ((st.st_mode & 07777) != kMaildropMode && ::fchmod(fd.get(), kMaildropMode) != 0)
+    throw PrivilegeError("cannot chmod 3733 " + dir.string() + ": " + errno_text(errno));
+  const std::string bad(maildrop::kBadFolder);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (::fstatat(fd.get(), bad.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (::mkdirat(fd.get(), bad.c_str(), 0700) != 0 && errno != EEXIST)
+        throw PrivilegeError("cannot create " + (dir / bad).string() + ": " + errno_text(errno));
+      continue;
+    }
+    if (S_ISDIR(st.st_mode) && st.st_uid == keeper) break;
+    if (st.st_uid != keeper && st.st_uid != ::geteuid()) {
+      // Made by a local user before tern: set aside under a name the pickup
+      // moves into bad/ itself once that exists.
+      std::string aside = ".foreign-bad." + maildrop::new_name();
+      if (::renameat(fd.get(), bad.c_str(), fd.get(), aside.c_str()) != 0)
+        throw PrivilegeError("cannot move " + (dir / bad).string() +
+                             " aside: " + errno_text(errno));
+      spdlog::warn("{} was not tern's: renamed {}", (dir / bad).string(), aside);
+      continue;
+    }
+    break;
+  }
+  Fd bad_fd(::openat(fd.get(), bad.c_str(), kFolderFlags));
+  if (!bad_fd.ok() || ::fstat(bad_fd.get(), &st) != 0)
+    throw PrivilegeError("cannot open " + (dir / bad).string() + ": " + errno_text(errno));
+  if (::fchmod(bad_fd.get(), 0700) != 0 ||
+      (owner && ::fchown(bad_fd.get(), owner->uid, owner->gid) != 0))
+    throw PrivilegeError("cannot give " + (dir / bad).string() +
+                         " to tern's user: " + errno_text(errno));
+  // Local users reach the maildrop only through searchable ancestors.
+  for (fs::path p = dir.parent_path(); !p.empty(); p = p.parent_path()) {
+    struct stat a {};
+    if (::stat(p.c_str(), &a) == 0 && !(a.st_mode & S_IXOTH)) {
+      spdlog::warn(
+          "{} is {}: local users other than tern's cannot reach the maildrop {} "
+          "(sendmail answers EX_NOPERM for them); chmod o+x {}",
+          p.string(), describe_mode(p), dir.string(), p.string());
+      break;
+    }
+    if (p == p.root_path()) break;
+  }
 }
 
 }  // namespace
@@ -252,7 +331,8 @@ Account lookup_account(const std::string& name) {
 
 std::vector<Folder> serve_folders(const config::Config& config) {
   std::vector<Folder> folders{{config.spool.path, "spool folder", FolderKind::kSpool},
-                              {config.log.directory, "log folder", FolderKind::kLog}};
+                              {config.log.directory, "log folder", FolderKind::kLog},
+                              {config.spool.maildrop, "maildrop folder", FolderKind::kMaildrop}};
   std::set<fs::path> seen;
   for (const auto& m : config.mailboxes) {
     if (m.maildir.empty()) continue;
@@ -332,8 +412,10 @@ void prepare_folders(const std::vector<Folder>& folders, const Account* owner, P
     }
     try {
       prepare_folder(f, owner, prepare);
-    } catch (const PrivilegeError& e) {  // one mailbox, never the server
-      spdlog::warn("{}: delivery to it answers 451 until this is fixed", e.what());
+      if (f.kind == FolderKind::kMaildrop && (prepare == Prepare::kCreate || fs::exists(f.path)))
+        finish_maildrop(f, owner);
+    } catch (const PrivilegeError& e) {  // one mailbox, or sendmail's folder, never the server
+      spdlog::warn("{}: {} until this is fixed", e.what(), consequence(f));
     }
   }
 }
@@ -373,7 +455,7 @@ void become_user(const config::Config& config, const std::vector<Folder>& folder
     std::string text = "user " + user_name(::geteuid()) + " cannot use the " + f.what + " " +
                        fs::absolute(f.path).lexically_normal().string() + ": " + *why;
     if (f.strict()) throw PrivilegeError(text);
-    spdlog::warn("{}; delivery to it answers 451 until this is fixed", text);
+    spdlog::warn("{}; {} until this is fixed", text, consequence(f));
   }
 }
 

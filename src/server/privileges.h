@@ -39,6 +39,10 @@ enum class FolderKind {
   kSpool,    // RocksDB's files and control.sock
   kLog,      // smtp-receive-*.log and message-tracking-*.log
   kMaildir,  // tmp, new and cur
+  // sendmail's drop folder (server/pickup.h): 03733 (local users may create
+  // files but not list or read them; files take the folder's group, tern's),
+  // owned by tern's user, with bad/ (0700) for files the pickup refused.
+  kMaildrop,
 };
 
 // A folder tern writes, and what it is called in messages ("spool folder").
@@ -49,11 +53,13 @@ struct Folder {
   // The spool and the log folder: never a symbolic link (lstat), tern's alone
   // (an existing one with group/other bits is chmod 0700), and any problem
   // with them stops tern. A Maildir's problem is a warning: delivery to it
-  // answers 451 until it is fixed, the other mailboxes are served.
-  bool strict() const { return kind != FolderKind::kMaildir; }
+  // answers 451 until it is fixed, the other mailboxes are served. So is the
+  // maildrop's: submissions wait in sendmail's callers until it is fixed.
+  bool strict() const { return kind == FolderKind::kSpool || kind == FolderKind::kLog; }
 };
 
-// The folders `tern serve` writes: the spool, the log folder, each Maildir.
+// The folders `tern serve` writes: the spool, the log folder, the maildrop,
+// each Maildir.
 std::vector<Folder> serve_folders(const config::Config& config);
 
 // Whether the current process may use folder: true when it may do everything

@@ -157,6 +157,9 @@ Server::Server(config::Config config, const std::function<void()>& before_spool)
                           context_->blocking_pool());
   context_->set_queued_hook(
       [this](std::uint64_t id, bool local) { delivery_->enqueue(id, local); });
+  pickup_ = std::make_unique<Pickup>(
+      config_, *spool_, *tracking_log_, *loops_[0], context_->blocking_pool(),
+      [this](std::uint64_t id, bool local) { context_->message_queued(id, local); });
 }
 
 Server::~Server() = default;
@@ -302,6 +305,7 @@ void Server::stop() {
   stopping_ = true;
   notify_stopping();
   std::fprintf(stderr, "tern: stopping\n");
+  pickup_->stop();
   for (auto& [index, a] : acceptors_) {
     // Closed on its own loop: the accept in progress there is cancelled.
     asio::post(a->get_executor(), [acceptor = a.get()] {
@@ -355,6 +359,7 @@ int Server::run() {
   for (std::size_t i = 1; i < loops_.size(); ++i)
     threads.emplace_back([this, i] { net::run_event_loop(*loops_[i], "event loop"); });
   delivery_->start();
+  pickup_->start();
   std::fprintf(stderr, "tern: ready (%zu event loops, spool %s, %zu queued)\n", loops_.size(),
                config_.spool.path.c_str(), delivery_->loaded());
   std::fflush(stderr);

@@ -3,6 +3,8 @@
 // SIGTERM/SIGINT for a graceful stop (stop accepting, let sessions finish their
 // message, 421 to idle ones, flush the spool), SIGHUP to reload certificates,
 // DKIM signing keys and mailboxes; it tells systemd (Type=notify) about each.
+// Mail local users submit with sendmail comes in through the maildrop
+// (pickup.h).
 #pragma once
 
 #include <asio/io_context.hpp>
@@ -19,6 +21,7 @@
 #include "net/awaitable.h"
 #include "queue/spool.h"
 #include "server/delivery_service.h"
+#include "server/pickup.h"
 #include "server/server_context.h"
 
 namespace tern::server {
@@ -64,6 +67,8 @@ class Server {
   std::string admin_where_;  // "127.0.0.1:8025"
   std::atomic<bool> stopping_{false};
   std::atomic<unsigned> refusing_{0};  // refusals in progress, over all loops
+  // sendmail's submissions (pickup.h); on the first loop, gone before it.
+  std::unique_ptr<Pickup> pickup_;
 };
 
 }  // namespace tern::server

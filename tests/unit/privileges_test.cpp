@@ -77,15 +77,19 @@ TEST(Privileges, ServeFoldersAreSpoolLogAndEachMaildirOnce) {
       "[[listener]]\nname = \"a\"\naddress = \"127.0.0.1:2525\"\n",
       "/etc/tern/tern.toml");
   auto folders = serve_folders(c);
-  ASSERT_EQ(folders.size(), 3u);
+  ASSERT_EQ(folders.size(), 4u);
   EXPECT_EQ(folders[0].path, "/srv/tern/spool");
   EXPECT_TRUE(folders[0].strict());
   EXPECT_EQ(folders[0].kind, FolderKind::kSpool);
   EXPECT_EQ(folders[1].path, "/srv/tern/log");
   EXPECT_TRUE(folders[1].strict());
   EXPECT_EQ(folders[1].kind, FolderKind::kLog);
-  EXPECT_EQ(folders[2].path, "/srv/mail/kate");
-  EXPECT_FALSE(folders[2].strict());  // a Maildir may be shared with an IMAP server's group
+  // sendmail's maildrop: next to the spool by default, never inside it.
+  EXPECT_EQ(folders[2].path, "/srv/tern/maildrop");
+  EXPECT_FALSE(folders[2].strict());  // its problem is a warning: mail is still served
+  EXPECT_EQ(folders[2].kind, FolderKind::kMaildrop);
+  EXPECT_EQ(folders[3].path, "/srv/mail/kate");
+  EXPECT_FALSE(folders[3].strict());  // a Maildir may be shared with an IMAP server's group
 }
 
 class Reachability : public ::testing::Test {

@@ -173,3 +173,46 @@ TEST_F(RocksSpoolTest, AMessageWrittenAgainAfterAFailedCommitSurvivesTheNextReop
 
 }  // namespace
 }  // namespace tern::queue
+
+namespace tern::queue {
+namespace {
+
+// The maildrop pickup's records (SpoolChange::picked_up): written in the same
+// batch as the message, kept across a reopen, dropped by forget_picked_up; a
+// commit that fails records nothing.
+TEST_F(RocksSpoolTest, PickupRecordsGoWithTheirMessageAndSurviveAReopen) {
+  const std::string name = "1700000000.0123456789abcdef0123456789abcdef";
+  SpoolChange change;
+  change.add.push_back(message("Subject: dropped\r\n\r\nx\r\n"));
+  change.picked_up.push_back(name);
+  ASSERT_EQ(spool->apply_and_wait(std::move(change)).status, SpoolStatus::kOk);
+  EXPECT_TRUE(spool->was_picked_up(name));
+
+  spool->close();
+  spool.reset();
+  RocksSpoolTuning tuning;
+  tuning.env = &env;
+  tuning.resume_interval = std::chrono::milliseconds(0);
+  spool = open_rocksdb_spool(config, OpenMode::kServe, tuning);
+  EXPECT_TRUE(spool->was_picked_up(name));
+  EXPECT_EQ(spool->picked_up_names(), std::vector<std::string>{name});
+  EXPECT_EQ(spool->list().size(), 1u);  // the records are not messages
+
+  env.failing = true;
+  SpoolChange failing;
+  failing.add.push_back(message("Subject: lost\r\n\r\nx\r\n"));
+  failing.picked_up.push_back("1700000001.0123456789abcdef0123456789abcdef");
+  EXPECT_NE(spool->apply_and_wait(std::move(failing)).status, SpoolStatus::kOk);
+  env.failing = false;
+  EXPECT_EQ(spool->apply_and_wait({}).status, SpoolStatus::kOk);
+  EXPECT_FALSE(spool->was_picked_up("1700000001.0123456789abcdef0123456789abcdef"));
+
+  SpoolChange forget;
+  forget.forget_picked_up.push_back(name);
+  ASSERT_EQ(spool->apply_and_wait(std::move(forget)).status, SpoolStatus::kOk);
+  EXPECT_FALSE(spool->was_picked_up(name));
+  EXPECT_TRUE(spool->picked_up_names().empty());
+}
+
+}  // namespace
+}  // namespace tern::queue
