@@ -73,11 +73,13 @@ install:
 	@if [ -e "$(INSTALL_ROOT)/etc/tern/tern.toml" ]; then \
 	  echo "kept $(INSTALL_ROOT)/etc/tern/tern.toml"; \
 	else \
-	  install -m 0644 etc/tern.toml "$(INSTALL_ROOT)/etc/tern/tern.toml"; \
+	  sed -e 's#"\.\./var/log"#"/var/log/tern"#' -e 's#"\.\./var/#"/var/lib/tern/#g' etc/tern.toml \
+	    > "$(INSTALL_ROOT)/etc/tern/tern.toml" && chmod 0644 "$(INSTALL_ROOT)/etc/tern/tern.toml"; \
 	  echo "installed $(INSTALL_ROOT)/etc/tern/tern.toml"; \
 	fi
 	@if [ -f etc/tern.service ]; then \
 	  install -d "$(INSTALL_ROOT)/lib/systemd/system" && \
-	  install -m 0644 etc/tern.service "$(INSTALL_ROOT)/lib/systemd/system/tern.service" && \
+	  sed 's#/usr/local/#$(PREFIX)/#g' etc/tern.service > "$(INSTALL_ROOT)/lib/systemd/system/tern.service" && \
+	  chmod 0644 "$(INSTALL_ROOT)/lib/systemd/system/tern.service" && \
 	  echo "installed $(INSTALL_ROOT)/lib/systemd/system/tern.service"; \
 	fi

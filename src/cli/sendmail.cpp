@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -60,9 +61,21 @@ struct Options {
   std::vector<std::string> recipients;
 };
 
+// -C, else $TERN_CONFIG, else etc/tern.toml in the current folder (as tern
+// serve), else the configuration `make install` put next to this binary's
+// prefix ($(PREFIX)/sbin/sendmail -> $(PREFIX)/etc/tern/tern.toml): cron and
+// applications call sendmail from anywhere.
 std::string default_config() {
   const char* env = std::getenv("TERN_CONFIG");
-  return env && *env ? env : "etc/tern.toml";
+  if (env && *env) return env;
+  std::error_code ec;
+  if (std::filesystem::exists("etc/tern.toml", ec)) return "etc/tern.toml";
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    auto installed = self.parent_path().parent_path() / "etc" / "tern" / "tern.toml";
+    if (std::filesystem::exists(installed, ec)) return installed.string();
+  }
+  return "etc/tern.toml";
 }
 
 // Postfix's sendmail(1) option letters; those taking an argument take it
