@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   tern::cli::add_serve(app, exit_code);
   tern::cli::add_queue(app, exit_code);
+  tern::cli::add_trail(app, exit_code);
   tern::cli::add_passwd(app, exit_code);
   tern::cli::add_version(app, exit_code);
   tern::cli::add_check(app, exit_code);
