@@ -55,7 +55,7 @@ RocksSpool::RocksSpool(const config::Spool& cfg, OpenMode mode, const RocksSpool
   if (mode != OpenMode::kReadOnly) committer_ = std::thread([this] { commit_loop(); });
   if (tuning_.trail_ms > 0) {
     trail_view_ = std::make_unique<RocksTrail>(*this);
-    if (mode == OpenMode::kServe)
+    if (mode != OpenMode::kReadOnly)  // kAdmin: the queue tools' own events
       trail_writer_ = std::make_unique<TrailWriter>(
           tuning_.trail_ms, [this](const auto& events) { trail_write(events); },
           [this](std::int64_t cutoff) { trail_expire(cutoff); });

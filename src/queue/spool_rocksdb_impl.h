@@ -126,7 +126,7 @@ class RocksSpool final : public Spool {
   std::unordered_map<std::uint64_t, std::uint64_t> part_generation_;
   std::chrono::steady_clock::time_point last_resume_{};
 
-  // The trail: null when [log] trail is 0; the writer only when serving.
+  // The trail: null when [log] trail is 0; a writer unless opened read-only.
   std::unique_ptr<RocksTrail> trail_view_;
   std::unique_ptr<TrailWriter> trail_writer_;
   std::atomic<std::uint32_t> trail_seq_{0};
