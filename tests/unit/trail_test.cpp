@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <future>
 #include <nlohmann/json.hpp>
 
 #include "queue/spool.h"
@@ -121,6 +122,31 @@ TEST(TrailWriter, SweepsEveryQuarterBetweenASecondAndAnHour) {
   EXPECT_EQ(TrailWriter::sweep_interval(2000), milliseconds(1000));
   EXPECT_EQ(TrailWriter::sweep_interval(8000), milliseconds(2000));
   EXPECT_EQ(TrailWriter::sweep_interval(30ull * 86400 * 1000), milliseconds(3600 * 1000));
+}
+
+TEST(TrailWriter, WritesEverythingRecordedBeforeStopAndSurvivesAFailingStore) {
+  std::vector<TrailEvent> written;
+  std::promise<void> failed;
+  int sweeps = 0;
+  TrailWriter writer(
+      86400'000,
+      [&](const std::vector<TrailEvent>& batch) {
+        if (batch.front().event == "BAD") {
+          failed.set_value();
+          throw std::runtime_error("disk on fire");
+        }
+        written.insert(written.end(), batch.begin(), batch.end());
+      },
+      [&](std::int64_t) { ++sweeps; });
+  writer.record({1, "BAD", 1, "", "", "", "", ""});  // logged and dropped; nothing else breaks
+  failed.get_future().wait();
+  for (int i = 0; i < 3000; ++i) writer.record({i, "DEFER", 2, "", "", "", "", ""});
+  writer.stop();
+  writer.record({9, "LATE", 3, "", "", "", "", ""});  // after stop: ignored
+  ASSERT_EQ(written.size(), 3000u);
+  for (std::size_t i = 0; i < written.size(); ++i)
+    EXPECT_EQ(written[i].time_ms, static_cast<std::int64_t>(i));
+  EXPECT_EQ(sweeps, 1);  // at start; the next in an hour
 }
 
 class RocksTrailTest : public ::testing::Test {
