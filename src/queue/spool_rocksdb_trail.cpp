@@ -67,6 +67,12 @@ std::optional<TrailEvent> decode_trail_event(std::string_view key, std::string_v
 }
 
 void RocksSpool::trail_write(const std::vector<TrailEvent>& events) {
+  // Below the free-space floor the room left is for the bookkeeping of mail
+  // already accepted: a full disk fails every write of the database.
+  std::uint64_t size = 0;
+  for (const auto& e : events) size += 64 + e.message_id.size() + e.reply.size();
+  if (!has_room(size))
+    throw std::runtime_error("free space below [spool] min_free: events dropped");
   std::shared_lock lock(db_mu_);
   if (!db_ || !trail_) throw std::runtime_error("the spool is closed after a write error");
   rocksdb::WriteBatch batch;
