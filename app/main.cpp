@@ -20,6 +20,7 @@ int run_tern(int argc, char** argv) {
   int exit_code = 0;
   tern::cli::add_serve(app, exit_code);
   tern::cli::add_queue(app, exit_code);
+  tern::cli::add_trail(app, exit_code);
   tern::cli::add_passwd(app, exit_code);
   tern::cli::add_version(app, exit_code);
   tern::cli::add_check(app, exit_code);

@@ -17,6 +17,7 @@ namespace tern::cli {
 // the exit code in exit_code.
 void add_serve(CLI::App& app, int& exit_code);
 void add_queue(CLI::App& app, int& exit_code);
+void add_trail(CLI::App& app, int& exit_code);
 void add_version(CLI::App& app, int& exit_code);
 void add_passwd(CLI::App& app, int& exit_code);
 void add_check(CLI::App& app, int& exit_code);

@@ -152,20 +152,40 @@ std::int64_t now_ms() {
       .count();
 }
 
-// What action does to one message, added to change.
+// The spool's trail writes them before close() returns.
+void record(queue::Spool& spool, std::vector<queue::TrailEvent>& events) {
+  if (auto* trail = spool.trail())
+    for (auto& e : events) trail->record(std::move(e));
+}
+
+queue::TrailEvent trail_event(const queue::Envelope& e, std::string event, std::string recipient,
+                              std::string reply) {
+  return {now_ms(), std::move(event),     e.id, e.message_id,
+          e.sender, std::move(recipient), "",   std::move(reply)};
+}
+
+// What action does to one message, added to change; the events it makes for
+// the message trail in trail (recorded once the change is written: with no
+// server running, no tracking log sees them).
 void change_for(const config::Config& config, queue::Spool& spool, const std::string& action,
-                queue::Envelope e, queue::SpoolChange& change) {
+                queue::Envelope e, queue::SpoolChange& change,
+                std::vector<queue::TrailEvent>& trail) {
   if (action == "retry") {
     e.held.clear();
     e.next_attempt_ms = now_ms();
     change.update.push_back(e);
   } else if (action == "delete") {
     change.remove.push_back(e.id);
+    trail.push_back(trail_event(e, "FAIL", "", "deleted by the administrator"));
   } else {
     queue::AttemptRecorder recorder(config, spool);
     auto result =
         recorder.fail_pending(e, spool.content(e.id).value_or(""),
                               smtp::Reply(550, "5.0.0", "Bounced by the administrator"), now_ms());
+    for (const auto& t : result.tracking) {
+      trail.push_back(trail_event(e, t.event, t.recipient, t.detail));
+      trail.back().remote_host = t.remote;
+    }
     for (auto& m : result.change.add) change.add.push_back(std::move(m));
     change.remove.push_back(e.id);
   }
@@ -207,13 +227,15 @@ std::string act_on_spool(const config::Config& config, const std::string& action
     targets.push_back(std::get<queue::Envelope>(t));
   }
   queue::SpoolChange change;
+  std::vector<queue::TrailEvent> trail;
   std::size_t n = 0;
   for (auto& e : targets) {
     if (action == "retry" && o.all && !e.held.empty()) continue;  // released one by one
-    change_for(config, *spool, action, e, change);
+    change_for(config, *spool, action, e, change, trail);
     ++n;
   }
   auto r = spool->apply_and_wait(std::move(change));
+  if (r.status == queue::SpoolStatus::kOk) record(*spool, trail);
   spool->close();
   if (r.status != queue::SpoolStatus::kOk) return "error: " + r.error;
   std::string what = action == "retry" ? "will be tried when tern serve starts" : done_text(action);
@@ -254,13 +276,15 @@ std::string act_on_shared(const config::Config& config, const std::string& actio
       continue;
     }
     queue::SpoolChange change;
-    change_for(config, *spool, action, std::get<queue::Envelope>(t), change);
+    std::vector<queue::TrailEvent> trail;
+    change_for(config, *spool, action, std::get<queue::Envelope>(t), change, trail);
     auto r = spool->apply_and_wait(std::move(change));
     spool->release(id);
     if (r.status != queue::SpoolStatus::kOk) {
       error = "error: " + r.error;
       continue;
     }
+    record(*spool, trail);
     ++done;
   }
   spool->close();

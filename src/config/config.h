@@ -137,6 +137,9 @@ struct Admin {
 struct Log {
   std::filesystem::path directory;  // protocol and message tracking logs
   bool protocol = true;
+  // [log] trail: how long the message trail (`tern trail`) keeps a message's
+  // events after its last one, once it has left the queue; 0: no trail.
+  std::uint64_t trail_ms = 30ull * 86400 * 1000;
 };
 
 // The [[mailbox]] table a running server uses. Shared by every copy of the

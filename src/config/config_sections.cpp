@@ -252,6 +252,7 @@ void read_admin(TableReader& ar, const fs::path& base, Config& c) {
 void read_log(TableReader& lr, const fs::path& base, Config& c) {
   if (auto v = lr.string("directory")) c.log.directory = resolve(base, *v);
   if (auto v = lr.boolean("protocol")) c.log.protocol = *v;
+  if (auto v = lr.duration_ms("trail")) c.log.trail_ms = *v;
 }
 
 }  // namespace

@@ -40,6 +40,7 @@ void TrackingLog::write(const TrackingEvent& e) {
   line += ',';
   append_csv_field(line, e.detail);
   logger_->log(spdlog::level::info, spdlog::string_view_t(line));  // not a format string
+  if (sink_) sink_(e);
 }
 
 }  // namespace tern::log

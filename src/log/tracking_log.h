@@ -1,11 +1,13 @@
 // The message tracking log (SPEC §5): one CSV line per event in a message's
 // life — RECEIVE, DELIVER, SEND, DEFER, FAIL, DSN — with the InternalId,
 // Message-ID, sender, recipient, remote host and the reply or reason.
-// One file per day in the log folder.
+// One file per day in the log folder. A sink (the spool's message trail) gets
+// every event too; it is set once before the first write.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -31,11 +33,14 @@ class TrackingLog {
  public:
   TrackingLog(const std::filesystem::path& directory);
   ~TrackingLog();
+  using Sink = std::function<void(const TrackingEvent&)>;
+  void set_sink(Sink sink) { sink_ = std::move(sink); }
   void write(const TrackingEvent& event);
   void flush();
 
  private:
   std::shared_ptr<spdlog::logger> logger_;
+  Sink sink_;
 };
 
 }  // namespace tern::log

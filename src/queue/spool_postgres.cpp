@@ -35,7 +35,8 @@ PgSpool::PgSpool(const config::Config& config, OpenMode mode)
       owner_(owner_name(config, mode)),
       lease_(std::chrono::milliseconds(config.cluster.lease_ms)),
       reads_(config.spool.postgres),
-      parts_(config.spool.postgres, {"SET synchronous_commit = off"}) {
+      parts_(config.spool.postgres, {"SET synchronous_commit = off"}),
+      trail_(config.spool.postgres, {"SET synchronous_commit = off"}) {
   std::string where = pg::describe(config.spool.postgres);
   try {
     reads_.connect();
@@ -62,6 +63,13 @@ PgSpool::PgSpool(const config::Config& config, OpenMode mode)
     throw std::runtime_error("PostgreSQL spool at " + where + ": " + e.what());
   }
   if (mode != OpenMode::kReadOnly) start_committer();
+  if (config.log.trail_ms > 0) {
+    trail_view_ = std::make_unique<PgTrail>(*this);
+    if (mode != OpenMode::kReadOnly)  // kAdmin: the queue tools' own events
+      trail_writer_ = std::make_unique<TrailWriter>(
+          config.log.trail_ms, [this](const auto& events) { trail_write(events); },
+          [this](std::int64_t cutoff) { trail_expire(cutoff); });
+  }
 }
 
 PgSpool::~PgSpool() {
@@ -79,6 +87,8 @@ void PgSpool::migrate() {
     if (v > sql::kSchemaVersion) return v;
     if (v < 1)
       for (const char* statement : sql::kSchemaV1) exec({statement, {}, false});
+    if (v < 2)
+      for (const char* statement : sql::kSchemaV2) exec({statement, {}, false});
     return sql::kSchemaVersion;
   });
   if (version > sql::kSchemaVersion)
@@ -236,6 +246,7 @@ void PgSpool::close() {
     if (closing_) return;
     closing_ = true;
   }
+  if (trail_writer_) trail_writer_->stop();  // writes what is queued
   if (!io_) return;
   signal();
   // The committer writes what is pending and releases this node's leases.

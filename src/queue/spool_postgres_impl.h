@@ -27,6 +27,7 @@
 #include "queue/spool.h"
 #include "queue/spool_postgres.h"
 #include "queue/spool_postgres_ids.h"
+#include "queue/trail_writer.h"
 
 namespace tern::queue::postgres_spool {
 
@@ -50,8 +51,28 @@ class PgSpool final : public Spool {
   TakeResult take(std::uint64_t id, const std::string& action) override;
   void on_queued(std::function<void()> wake) override;
   std::chrono::steady_clock::time_point leases_until() const override;
+  Trail* trail() override { return trail_view_ ? trail_view_.get() : nullptr; }
 
  private:
+  // The message trail in table `trail` (spool_postgres_trail.cpp).
+  class PgTrail final : public Trail {
+   public:
+    explicit PgTrail(PgSpool& spool) : spool_(spool) {}
+    std::vector<TrailEvent> find(const TrailQuery& query) override {
+      return spool_.trail_find(query);
+    }
+    void record(TrailEvent event) override {
+      if (spool_.trail_writer_) spool_.trail_writer_->record(std::move(event));
+    }
+
+   private:
+    PgSpool& spool_;
+  };
+  // spool_postgres_trail.cpp
+  void trail_write(const std::vector<TrailEvent>& events);
+  std::vector<TrailEvent> trail_find(const TrailQuery& query);
+  void trail_expire(std::int64_t cutoff_ms);
+
   // Work for the committer, in the order it was asked for.
   struct Job {
     enum class Kind { kChange, kRelease, kClaim } kind = Kind::kChange;
@@ -105,6 +126,7 @@ class PgSpool final : public Spool {
   std::chrono::milliseconds lease_;
   pg::BlockingConnection reads_;  // list, find, content, take, the schema
   pg::BlockingConnection parts_;  // streamed parts: synchronous_commit off
+  pg::BlockingConnection trail_;  // the trail writer's: synchronous_commit off
   IdBlocks ids_;
 
   std::mutex mu_;  // jobs_, closing_, wake_
@@ -140,6 +162,10 @@ class PgSpool final : public Spool {
   bool ever_connected_ = false;
   std::chrono::steady_clock::time_point retry_at_{};
   std::chrono::milliseconds backoff_{250};
+
+  // The trail: null when [log] trail is 0; a writer unless opened read-only.
+  std::unique_ptr<PgTrail> trail_view_;
+  std::unique_ptr<TrailWriter> trail_writer_;
 };
 
 }  // namespace tern::queue::postgres_spool

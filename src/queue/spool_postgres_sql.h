@@ -8,7 +8,7 @@
 
 namespace tern::queue::postgres_spool::sql {
 
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 inline constexpr std::int64_t kChunk = 256 * 1024;
 // pg_advisory_xact_lock key of the schema migration ("tern").
 inline constexpr const char* kLock = "SELECT pg_advisory_xact_lock(1952805486)";
@@ -74,6 +74,63 @@ inline constexpr const char* kSchemaV1[] = {
        END $$)",
     "INSERT INTO tern_schema (version) VALUES (1)",
 };
+
+// Version 2: the message trail (trail.h), one row per event of a recipient,
+// kept after the message leaves `messages` until it expires. The *_key
+// columns hold the forms queries compare (trail_message_id_key,
+// trail_address_key). The `events` table of version 1 was never written.
+inline constexpr const char* kSchemaV2[] = {
+    "DROP TABLE IF EXISTS events",
+    R"(CREATE TABLE trail (
+         seq bigserial PRIMARY KEY,
+         message bigint NOT NULL,
+         time_ms bigint NOT NULL,
+         event text NOT NULL,
+         message_id text NOT NULL,
+         sender text NOT NULL,
+         recipient text NOT NULL,
+         remote_host text NOT NULL,
+         reply text NOT NULL,
+         message_key text NOT NULL,
+         sender_key text NOT NULL,
+         recipient_key text NOT NULL))",
+    "CREATE INDEX trail_message ON trail (message, time_ms)",
+    "CREATE INDEX trail_message_key ON trail (message_key)",
+    "CREATE INDEX trail_sender ON trail (sender_key)",
+    "CREATE INDEX trail_recipient ON trail (recipient_key)",
+    "CREATE INDEX trail_time ON trail (time_ms)",
+    "UPDATE tern_schema SET version = 2",
+};
+
+// A batch of trail events (arrays in step): $1 messages, $2 times, $3 events,
+// $4 Message-IDs, $5 senders, $6 recipients, $7 remote hosts, $8 replies,
+// $9 message keys, $10 sender keys, $11 recipient keys.
+inline constexpr const char* kAddTrail =
+    "INSERT INTO trail (message, time_ms, event, message_id, sender, recipient, remote_host, "
+    "reply, message_key, sender_key, recipient_key) "
+    "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], "
+    "$6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])";
+#define TERN_TRAIL_COLUMNS \
+  "SELECT message, time_ms, event, message_id, sender, recipient, remote_host, reply FROM trail "
+// $1 the InternalId.
+inline constexpr const char* kTrailById =
+    TERN_TRAIL_COLUMNS "WHERE message = $1 ORDER BY time_ms, seq";
+// $1 a Message-ID key.
+inline constexpr const char* kTrailByMessageId = TERN_TRAIL_COLUMNS
+    "WHERE message IN (SELECT message FROM trail WHERE message_key = $1) ORDER BY time_ms, seq";
+// $1 an address key, $2 the same as a Message-ID key (an address-like Message-ID).
+inline constexpr const char* kTrailByAddress = TERN_TRAIL_COLUMNS
+    "WHERE message IN (SELECT message FROM trail WHERE sender_key = $1 UNION "
+    "SELECT message FROM trail WHERE recipient_key = $1 UNION "
+    "SELECT message FROM trail WHERE message_key = $2) ORDER BY time_ms, seq";
+#undef TERN_TRAIL_COLUMNS
+// $1 the cutoff (Unix ms): the trails whose newest event is older and whose
+// message is no longer queued.
+inline constexpr const char* kExpireTrail =
+    "DELETE FROM trail WHERE message IN (SELECT DISTINCT o.message FROM trail o "
+    "WHERE o.time_ms < $1 "
+    "AND NOT EXISTS (SELECT 1 FROM trail n WHERE n.message = o.message AND n.time_ms >= $1) "
+    "AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = o.message))";
 
 inline constexpr const char* kNextBlock = "SELECT nextval('tern_ids')";
 

@@ -16,6 +16,7 @@
 
 #include "queue/spool_rocksdb_impl.h"
 #include "queue/spool_rocksdb_keys.h"
+#include "queue/spool_rocksdb_trail.h"
 
 namespace tern::queue {
 
@@ -52,6 +53,13 @@ RocksSpool::RocksSpool(const config::Spool& cfg, OpenMode mode, const RocksSpool
   init_next_id();
   if (mode == OpenMode::kServe) drop_orphan_parts();
   if (mode != OpenMode::kReadOnly) committer_ = std::thread([this] { commit_loop(); });
+  if (tuning_.trail_ms > 0) {
+    trail_view_ = std::make_unique<RocksTrail>(*this);
+    if (mode != OpenMode::kReadOnly)  // kAdmin: the queue tools' own events
+      trail_writer_ = std::make_unique<TrailWriter>(
+          tuning_.trail_ms, [this](const auto& events) { trail_write(events); },
+          [this](std::int64_t cutoff) { trail_expire(cutoff); });
+  }
 }
 
 RocksSpool::~RocksSpool() {
@@ -176,6 +184,7 @@ void RocksSpool::close() {
     cv_.notify_one();
   }
   if (committer_.joinable()) committer_.join();
+  if (trail_writer_) trail_writer_->stop();  // what is queued goes before the last WAL flush
   std::shared_lock lock(db_mu_);
   if (mode_ != OpenMode::kReadOnly && db_) db_->FlushWAL(true);
 }
@@ -229,10 +238,18 @@ rocksdb::Status RocksSpool::open_db() {
       {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
       {kEnvelopes, envelopes},
       {kContents, contents}};
+  // The message trail: small values, written often, read rarely.
+  rocksdb::ColumnFamilyOptions trail;
+  trail.write_buffer_size = 16 << 20;
   std::vector<std::string> existing;
-  bool has_parts = !rocksdb::DB::ListColumnFamilies(options, cfg_.path.string(), &existing).ok() ||
-                   std::find(existing.begin(), existing.end(), kParts) != existing.end();
+  bool listed = rocksdb::DB::ListColumnFamilies(options, cfg_.path.string(), &existing).ok();
+  auto has = [&](const char* name) {
+    return !listed || std::find(existing.begin(), existing.end(), name) != existing.end();
+  };
+  bool has_parts = has(kParts);
   if (mode_ != OpenMode::kReadOnly || has_parts) families.push_back({kParts, parts});
+  bool with_trail = mode_ != OpenMode::kReadOnly || has(kTrail);
+  if (with_trail) families.push_back({kTrail, trail});
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* db = nullptr;
   rocksdb::Status s =
@@ -244,7 +261,9 @@ rocksdb::Status RocksSpool::open_db() {
   default_ = handles[0];
   envelopes_ = handles[1];
   contents_ = handles[2];
-  if (handles.size() > 3) parts_ = handles[3];
+  std::size_t next = 3;
+  if (mode_ != OpenMode::kReadOnly || has_parts) parts_ = handles[next++];
+  if (with_trail) trail_ = handles[next++];
   return s;
 }
 
@@ -253,9 +272,9 @@ rocksdb::Status RocksSpool::open_db() {
 void RocksSpool::close_db() {
   if (!db_) return;
   ++generation_;
-  for (auto* h : {default_, envelopes_, contents_, parts_})
+  for (auto* h : {default_, envelopes_, contents_, parts_, trail_})
     if (h) db_->DestroyColumnFamilyHandle(h);
-  default_ = envelopes_ = contents_ = parts_ = nullptr;
+  default_ = envelopes_ = contents_ = parts_ = trail_ = nullptr;
   db_->Close().PermitUncheckedError();
   db_.reset();
 }

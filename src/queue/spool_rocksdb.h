@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 
 #include "queue/spool.h"
@@ -16,10 +17,12 @@ class Env;
 namespace tern::queue {
 
 // What tests change: the RocksDB Env (to inject write errors) and how often
-// a failed spool tries to resume or reopen (at most once per interval).
+// a failed spool tries to resume or reopen (at most once per interval); and
+// the message trail's retention ([log] trail; 0: no trail).
 struct RocksSpoolTuning {
   rocksdb::Env* env = nullptr;  // nullptr: RocksDB's default
   std::chrono::milliseconds resume_interval{1000};
+  std::uint64_t trail_ms = 0;
 };
 
 std::unique_ptr<Spool> open_rocksdb_spool(const config::Spool& config, OpenMode mode,

@@ -25,6 +25,7 @@
 
 #include "queue/spool.h"
 #include "queue/spool_rocksdb.h"
+#include "queue/trail_writer.h"
 
 namespace tern::queue::rocksdb_spool {
 
@@ -50,8 +51,24 @@ class RocksSpool final : public Spool {
   bool keeps_pickup_records() const override { return true; }
   bool was_picked_up(const std::string& name) override;
   std::vector<std::string> picked_up_names() override;
+  Trail* trail() override { return trail_view_ ? trail_view_.get() : nullptr; }
 
  private:
+  // The message trail of this spool (spool_rocksdb_trail.cpp).
+  class RocksTrail final : public Trail {
+   public:
+    explicit RocksTrail(RocksSpool& spool) : spool_(spool) {}
+    std::vector<TrailEvent> find(const TrailQuery& query) override {
+      return spool_.trail_find(query);
+    }
+    void record(TrailEvent event) override {
+      if (spool_.trail_writer_) spool_.trail_writer_->record(std::move(event));
+    }
+
+   private:
+    RocksSpool& spool_;
+  };
+
   struct Pending {
     SpoolChange change;
     CommitCallback done;
@@ -77,6 +94,12 @@ class RocksSpool final : public Spool {
   void add_to_batch(rocksdb::WriteBatch& batch, const SpoolChange& change);
   void delete_parts(rocksdb::WriteBatch& batch, std::uint64_t id);
 
+  // spool_rocksdb_trail.cpp: the message trail.
+  void trail_write(const std::vector<TrailEvent>& events);
+  std::vector<TrailEvent> trail_find(const TrailQuery& query);
+  std::vector<std::uint64_t> trail_ids(char kind, std::string_view value);
+  void trail_expire(std::int64_t cutoff_ms);
+
   config::Spool cfg_;
   OpenMode mode_;
   RocksSpoolTuning tuning_;
@@ -85,6 +108,7 @@ class RocksSpool final : public Spool {
   rocksdb::ColumnFamilyHandle* envelopes_ = nullptr;
   rocksdb::ColumnFamilyHandle* contents_ = nullptr;
   rocksdb::ColumnFamilyHandle* parts_ = nullptr;
+  rocksdb::ColumnFamilyHandle* trail_ = nullptr;  // null: no trail in this database
   std::atomic<std::uint64_t> next_id_{1};
 
   std::mutex mu_;
@@ -108,6 +132,11 @@ class RocksSpool final : public Spool {
   // Streamed messages not yet committed: the generation of their first part.
   std::unordered_map<std::uint64_t, std::uint64_t> part_generation_;
   std::chrono::steady_clock::time_point last_resume_{};
+
+  // The trail: null when [log] trail is 0; a writer unless opened read-only.
+  std::unique_ptr<RocksTrail> trail_view_;
+  std::unique_ptr<TrailWriter> trail_writer_;
+  std::atomic<std::uint32_t> trail_seq_{0};
 };
 
 }  // namespace tern::queue::rocksdb_spool

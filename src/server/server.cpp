@@ -25,6 +25,7 @@
 #include "dns/resolver_cares.h"
 #include "net/endpoint.h"
 #include "net/event_loop.h"
+#include "queue/trail_writer.h"
 #include "server/connection.h"
 #include "server/privileges.h"
 #include "server/refusal.h"
@@ -134,6 +135,14 @@ Server::Server(config::Config config, const std::function<void()>& before_spool)
   spool_ = queue::open_spool(config_, queue::OpenMode::kServe);
   protocol_log_ = std::make_unique<log::ProtocolLog>(config_.log.directory, config_.log.protocol);
   tracking_log_ = std::make_unique<log::TrackingLog>(config_.log.directory);
+  // Every tracking event also goes to the message trail in the spool (SPEC §1 `tern trail`).
+  if (auto* trail = spool_->trail())
+    tracking_log_->set_sink([trail](const log::TrackingEvent& e) {
+      auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+      for (auto& t : queue::trail_events(e, now)) trail->record(std::move(t));
+    });
   context_ = std::make_unique<ServerContext>(config_, *spool_, *protocol_log_, *tracking_log_);
   for (std::size_t i = 0; i < tls.size(); ++i)
     if (tls[i]) context_->set_tls_context(i, tls[i]);

@@ -41,7 +41,7 @@ def test_accepts_and_delivers_to_a_maildir(pg, tmp_path):
     assert pg.sql("SELECT count(*) FROM chunks") == "0"
     assert pg.sql("SELECT count(*) FROM deliveries") == "0"
     assert tern.stop() == 0
-    assert pg.sql("SELECT version FROM tern_schema") == "1"
+    assert pg.sql("SELECT version FROM tern_schema") == "2"
 
 
 def test_queue_list_shows_queued_mail_from_the_database(pg, tmp_path):
@@ -125,7 +125,7 @@ def test_a_schema_newer_than_tern_is_refused(pg, tmp_path):
     out = subprocess.run([TERN, "serve", "--config", str(server.config)], capture_output=True,
                          text=True, timeout=60)
     assert out.returncode != 0
-    assert re.search(r"schema version 99, newer than this tern knows \(1\)", out.stderr), out.stderr
+    assert re.search(r"schema version 99, newer than this tern knows \(2\)", out.stderr), out.stderr
     # Nothing was created next to it.
     assert pg.sql("SELECT to_regclass('messages') IS NULL") == "t"
 

@@ -37,6 +37,15 @@ TEST(Config, ShippedFileLoads) {
   EXPECT_NE(c.find_mailbox("KATE@example.test"), nullptr);
   EXPECT_EQ(c.queue.retry_ms.size(), 5u);
   EXPECT_EQ(c.queue.expire_ms, 2ull * 86400 * 1000);
+  EXPECT_EQ(c.log.trail_ms, 30ull * 86400 * 1000);
+}
+
+// [log] trail: the message trail's retention; "0" turns it off.
+TEST(Config, TrailRetention) {
+  EXPECT_EQ(parse(base(""), "/x/tern.toml").log.trail_ms, 30ull * 86400 * 1000);
+  EXPECT_EQ(parse(base("[log]\ntrail = \"7d\"\n"), "/x/tern.toml").log.trail_ms,
+            7ull * 86400 * 1000);
+  EXPECT_EQ(parse(base("[log]\ntrail = \"0\"\n"), "/x/tern.toml").log.trail_ms, 0u);
 }
 
 // SIGHUP replaces the [[mailbox]] table of every copy of the Config at once;
@@ -145,6 +154,7 @@ TEST(Config, ErrorsNameFileLineAndKey) {
       {base("[admin]\naddress = \"127.0.0.1:8025\"\ntoken_file = \"\"\n"), 7, "admin.token_file",
        "must name a file"},
       {base("[admin]\ntoken = \"secret\"\n"), 6, "admin.token", "unknown key"},
+      {base("[log]\ntrail = \"a month\"\n"), 6, "log.trail", "duration"},
       {"hostname = \"a.b\"\n", 1, "listener", "at least one"},
       {"hostname = [\n", 1, "", ""},
   };
