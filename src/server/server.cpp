@@ -20,6 +20,7 @@
 
 #include "dns/caching_resolver.h"
 #include "dns/resolver_cares.h"
+#include "log/metrics.h"
 #include "net/endpoint.h"
 #include "net/event_loop.h"
 #include "server/connection.h"
@@ -182,6 +183,7 @@ net::awaitable<void> Server::accept_loop(std::size_t index, asio::ip::tcp::accep
     auto source = net::unmapped(remote.address());
     auto admission = context_->admit(index, source);
     if (admission != ServerContext::Admission::kAdmitted) {
+      log::metrics().listener(index).refused.inc();
       refuse_connection(index, std::move(socket), admission);
       continue;
     }
