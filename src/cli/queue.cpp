@@ -16,6 +16,7 @@
 #include "cli/json_output.h"
 #include "config/config.h"
 #include "queue/attempt.h"
+#include "queue/queue_json.h"
 #include "queue/spool.h"
 #include "server/control_socket.h"
 #include "server/privileges.h"
@@ -34,45 +35,8 @@ struct QueueOptions {
   bool all = false;
 };
 
-std::string iso_time(std::int64_t ms) {
-  if (ms <= 0) return "";
-  std::time_t t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-nlohmann::json to_json(const queue::Envelope& e) {
-  nlohmann::json rcpts = nlohmann::json::array();
-  for (const auto& r : e.recipients) {
-    nlohmann::json j{{"address", r.address},
-                     {"status", queue::state_name(r.state)},
-                     {"attempts", r.attempts},
-                     {"local", r.local}};
-    if (!r.last_reply.empty()) j["last_reply"] = r.last_reply;
-    if (r.notify) j["notify"] = smtp::notify_text(r.notify);
-    if (!r.orcpt.empty()) j["orcpt"] = r.orcpt_type + ";" + r.orcpt;
-    rcpts.push_back(std::move(j));
-  }
-  nlohmann::json j{{"id", e.id},
-                   {"message_id", e.message_id},
-                   {"sender", e.sender},
-                   {"recipients", std::move(rcpts)},
-                   {"size", e.size},
-                   {"arrival", iso_time(e.arrival_ms)},
-                   {"next_attempt", iso_time(e.next_attempt_ms)},
-                   {"client", e.client_address},
-                   {"helo", e.client_helo},
-                   {"listener", e.listener}};
-  if (!e.envid.empty()) j["envid"] = e.envid;
-  if (e.ret != smtp::DsnRet::kUnspecified)
-    j["ret"] = e.ret == smtp::DsnRet::kFull ? "FULL" : "HDRS";
-  if (!e.auth_user.empty()) j["auth_user"] = e.auth_user;
-  if (!e.held.empty()) j["held"] = e.held;
-  return j;
-}
+using queue::envelope_json;
+using queue::iso_time;
 
 // Bytes from outside (addresses, ids, replies, headers) as text for the terminal.
 std::string shown(std::string_view bytes) {
@@ -109,9 +73,7 @@ int list(const QueueOptions& o) {
   auto spool = open_for_reading(o);
   auto messages = spool->list();
   if (o.json) {
-    nlohmann::json arr = nlohmann::json::array();
-    for (const auto& e : messages) arr.push_back(to_json(e));
-    std::printf("%s\n", json_text(arr).c_str());
+    std::printf("%s\n", json_text(queue::queue_json(messages)).c_str());
     return 0;
   }
   if (messages.empty()) {
@@ -152,7 +114,7 @@ int show(const QueueOptions& o) {
   }
   auto content = spool->content(o.id).value_or("");
   if (o.json) {
-    auto j = to_json(*e);
+    auto j = envelope_json(*e);
     j["content"] = o.content ? content : content.substr(0, smtp::scan_headers(content).header_end);
     std::printf("%s\n", json_text(j).c_str());
     return 0;

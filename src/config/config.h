@@ -121,6 +121,13 @@ struct Dns {
   std::vector<std::string> servers;  // "127.0.0.1:5353"; empty: the system resolver
 };
 
+// [admin]: the admin HTTP listener (SPEC §5): /metrics, /api/…, the web
+// queue viewer. Off unless address is set.
+struct Admin {
+  std::optional<Endpoint> address;   // "127.0.0.1:8025", "[::1]:8025"; port 0: any free port
+  std::filesystem::path token_file;  // the bearer token of /api/ calls, created 0600 if missing
+};
+
 struct Log {
   std::filesystem::path directory;  // protocol and message tracking logs
   bool protocol = true;
@@ -142,6 +149,7 @@ struct Config {
   Cluster cluster;
   std::vector<DkimKey> dkim;
   SenderAuth sender_auth;
+  Admin admin;
   unsigned threads = 0;  // event loops; 0 = one per core
   // The account tern serve runs as once it has bound its listeners, when it
   // is started as root (SPEC §2, DESIGN principle 7).

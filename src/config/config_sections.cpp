@@ -1,5 +1,6 @@
 // The sections of tern.toml (SPEC §2), one reader each, and the order they
 // are read in: [domains] before [[mailbox]], whose addresses must be in them.
+#include <arpa/inet.h>
 #include <toml++/toml.h>
 
 #include "config/table_reader.h"
@@ -228,6 +229,24 @@ void read_sender_auth(TableReader& ar, const fs::path& /*base*/, Config& c) {
   if (auto v = ar.boolean("dmarc_reject")) c.sender_auth.dmarc_reject = *v;
 }
 
+// [admin]
+void read_admin(TableReader& ar, const fs::path& base, Config& c) {
+  if (auto v = ar.string("address")) {
+    auto ep = Endpoint::parse(*v);
+    in6_addr ip{};
+    if (!ep || (inet_pton(AF_INET, ep->host.c_str(), &ip) != 1 &&
+                inet_pton(AF_INET6, ep->host.c_str(), &ip) != 1))
+      ar.fail("address",
+              "expected an IP address and a port (host:port), e.g. \"127.0.0.1:8025\" or "
+              "\"[::1]:8025\"");
+    c.admin.address = *ep;
+  }
+  if (auto v = ar.string("token_file")) {
+    if (v->empty()) ar.fail("token_file", "must name a file");
+    c.admin.token_file = resolve(base, *v);
+  }
+}
+
 // [log]
 void read_log(TableReader& lr, const fs::path& base, Config& c) {
   if (auto v = lr.string("directory")) c.log.directory = resolve(base, *v);
@@ -243,6 +262,7 @@ Config parse_table(const toml::table& root, const fs::path& file) {
   c.file = file;
   c.spool.path = resolve(base, "../var/spool");
   c.log.directory = resolve(base, "../var/log");
+  c.admin.token_file = resolve(base, "var/admin.token");
   TableReader r(root, "", file_name);
   c.hostname = r.string("hostname").value_or(system_hostname());
   if (!smtp::valid_domain(c.hostname, false)) r.fail("hostname", "not a valid host name");
@@ -268,6 +288,7 @@ Config parse_table(const toml::table& root, const fs::path& file) {
   sub_table(r, "cluster", file_name, [&](TableReader& t) { read_cluster(t, base, c); });
   each_table(r, "dkim", file_name, [&](TableReader& t, std::size_t) { read_dkim(t, base, c); });
   sub_table(r, "sender_auth", file_name, [&](TableReader& t) { read_sender_auth(t, base, c); });
+  sub_table(r, "admin", file_name, [&](TableReader& t) { read_admin(t, base, c); });
   r.finish();
 
   // The machine's name, not the configured one: nodes of an MX pool often

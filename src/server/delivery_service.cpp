@@ -6,6 +6,7 @@
 #include <asio/post.hpp>
 #include <future>
 
+#include "admin/admin_server.h"
 #include "delivery/destination_pool.h"
 #include "delivery/dispatcher.h"
 #include "dns/resolver_cares.h"
@@ -62,6 +63,7 @@ DeliveryService::~DeliveryService() {
   stop(std::chrono::milliseconds(0));
   // Components first (they cancel their timers and sockets on a live loop),
   // then the loop, which destroys the coroutines that were still waiting.
+  admin_.reset();
   control_.reset();
   scheduler_.reset();
   dispatcher_.reset();
@@ -70,9 +72,16 @@ DeliveryService::~DeliveryService() {
   loop_.reset();
 }
 
+void DeliveryService::open_admin(asio::ip::tcp::acceptor& acceptor, std::string token,
+                                 queue::Spool& spool, asio::thread_pool& blocking) {
+  admin_ = std::make_unique<admin::AdminServer>(loop_->get_executor(), acceptor, std::move(token),
+                                                spool, *scheduler_, blocking);
+}
+
 void DeliveryService::start() {
   if (enabled_) scheduler_->start();
   control_->start();
+  if (admin_) admin_->start();
   thread_ = std::thread([this] {
     auto work = asio::make_work_guard(*loop_);
     net::run_event_loop(*loop_, "delivery loop");
@@ -91,6 +100,7 @@ void DeliveryService::stop(std::chrono::milliseconds grace) {
     auto idle = std::make_shared<std::promise<void>>();
     asio::post(*loop_, [this, idle] {
       control_->stop();
+      if (admin_) admin_->stop();
       scheduler_->stop([idle] { idle->set_value(); });
     });
     idle->get_future().wait_for(grace);

@@ -1,13 +1,15 @@
 // Outbound delivery inside `tern serve`: its own event loop and thread, with
-// the c-ares resolver, the destination pool, the dispatcher, the scheduler
-// and the control socket on it. Inbound sessions tell it about new messages
+// the c-ares resolver, the destination pool, the dispatcher, the scheduler,
+// the control socket and the admin listener on it. Inbound sessions tell it about new messages
 // (enqueue); shutdown lets running attempts finish for a while, then stops.
 #pragma once
 
 #include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
 #include <asio/thread_pool.hpp>
 #include <chrono>
 #include <memory>
+#include <string>
 #include <thread>
 
 #include "config/config.h"
@@ -25,6 +27,10 @@ namespace tern::queue {
 class Scheduler;
 }
 
+namespace tern::admin {
+class AdminServer;
+}
+
 namespace tern::server {
 
 class ControlSocket;
@@ -36,6 +42,10 @@ class DeliveryService {
                   asio::thread_pool& blocking);
   ~DeliveryService();
 
+  // The admin listener (SPEC §5) on this loop, beside the scheduler, taking
+  // over acceptor (bound before tern dropped root); before start().
+  void open_admin(asio::ip::tcp::acceptor& acceptor, std::string token, queue::Spool& spool,
+                  asio::thread_pool& blocking);
   void start();
   void enqueue(std::uint64_t id, bool local);
   // Stops scheduling, waits up to grace for running attempts, closes kept
@@ -50,6 +60,7 @@ class DeliveryService {
   std::unique_ptr<delivery::Dispatcher> dispatcher_;
   std::unique_ptr<queue::Scheduler> scheduler_;
   std::unique_ptr<ControlSocket> control_;
+  std::unique_ptr<admin::AdminServer> admin_;
   std::thread thread_;
   std::size_t loaded_ = 0;
   bool stopped_ = false;

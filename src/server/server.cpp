@@ -12,18 +12,22 @@
 
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <stdexcept>
 #include <thread>
 
+#include "admin/admin_server.h"
+#include "admin/token.h"
 #include "dns/caching_resolver.h"
 #include "dns/resolver_cares.h"
 #include "log/metrics.h"
 #include "net/endpoint.h"
 #include "net/event_loop.h"
 #include "server/connection.h"
+#include "server/privileges.h"
 #include "server/refusal.h"
 #include "smtp/replies.h"
 #include "tls/context.h"
@@ -108,6 +112,20 @@ Server::Server(config::Config config, const std::function<void()>& before_spool)
       acceptors_.push_back({i, std::move(acceptor)});
     }
   }
+  // The admin listener (SPEC §5) and its token, like the SMTP listeners
+  // before the drop; a token file created as root is given to tern's user.
+  std::string admin_token;
+  if (config_.admin.address) {
+    admin_acceptor_ = std::make_unique<asio::ip::tcp::acceptor>(
+        admin::bind_listener(*loops_[0], *config_.admin.address));
+    admin_where_ = net::endpoint_text(admin_acceptor_->local_endpoint());
+    std::optional<admin::Owner> owner;
+    if (geteuid() == 0) {
+      auto account = lookup_account(config_.user);
+      owner = admin::Owner{account.uid, account.gid};
+    }
+    admin_token = admin::load_or_create_token(config_.admin.token_file, owner);
+  }
   // Every file tern reads at start is read before the drop; the folders it
   // writes are opened after it, as the user who owns them.
   auto tls = read_tls();
@@ -134,6 +152,9 @@ Server::Server(config::Config config, const std::function<void()>& before_spool)
   }
   delivery_ = std::make_unique<DeliveryService>(config_, *spool_, *tracking_log_,
                                                 context_->blocking_pool());
+  if (admin_acceptor_)
+    delivery_->open_admin(*admin_acceptor_, std::move(admin_token), *spool_,
+                          context_->blocking_pool());
   context_->set_queued_hook(
       [this](std::uint64_t id, bool local) { delivery_->enqueue(id, local); });
 }
@@ -280,6 +301,9 @@ int Server::run() {
     }
     asio::co_spawn(acceptor->get_executor(), accept_loop(index, *acceptor), asio::detached);
   }
+
+  if (!admin_where_.empty())
+    std::fprintf(stderr, "tern: listening admin %s\n", admin_where_.c_str());
 
   asio::signal_set signals(*loops_[0], SIGINT, SIGTERM, SIGHUP);
   std::function<void(std::error_code, int)> on_signal = [&](std::error_code ec, int sig) {

@@ -58,6 +58,9 @@ class Server {
   std::vector<std::unique_ptr<dns::Resolver>> resolvers_;  // cares_ behind the shared cache
   // (listener index, acceptor); one per listener and loop
   std::vector<std::pair<std::size_t, std::unique_ptr<asio::ip::tcp::acceptor>>> acceptors_;
+  // [admin]: bound before the drop, handed to the delivery loop after it
+  std::unique_ptr<asio::ip::tcp::acceptor> admin_acceptor_;
+  std::string admin_where_;  // "127.0.0.1:8025"
   std::atomic<bool> stopping_{false};
   std::atomic<unsigned> refusing_{0};  // refusals in progress, over all loops
 };

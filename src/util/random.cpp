@@ -1,7 +1,11 @@
 #include "util/random.h"
 
+#include <openssl/rand.h>
+
 #include <cstdio>
 #include <random>
+#include <stdexcept>
+#include <vector>
 
 namespace tern::util {
 
@@ -23,6 +27,20 @@ std::string random_uuid() {
                 static_cast<unsigned>(lo >> 48),
                 static_cast<unsigned long long>(lo & 0xffffffffffffull));
   return buf;
+}
+
+std::string random_secret_hex(std::size_t bytes) {
+  std::vector<unsigned char> raw(bytes);
+  if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1)
+    throw std::runtime_error("no random bytes from OpenSSL");
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes * 2);
+  for (unsigned char c : raw) {
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  return out;
 }
 
 }  // namespace tern::util

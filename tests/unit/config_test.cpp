@@ -115,6 +115,14 @@ TEST(Config, ErrorsNameFileLineAndKey) {
       {base("[[listener]]\nname = \"a\"\naddress = \"127.0.0.1:2526\"\n"), 6, "listener[1].name",
        "two listeners"},
       {base("[spool]\nbackend = \"mysql\"\n"), 6, "spool.backend", "rocksdb, postgres"},
+      {base("[admin]\naddress = \"localhost\"\n"), 6, "admin.address", "host:port"},
+      {base("[admin]\naddress = \"[::1:8025\"\n"), 6, "admin.address", "host:port"},
+      {base("[admin]\naddress = 8025\n"), 6, "admin.address", "expected a string"},
+      {base("[admin]\naddress = \"localhost:8025\"\n"), 6, "admin.address", "IP address"},
+      {base("[admin]\naddress = \"127.0.0.1:80250\"\n"), 6, "admin.address", "host:port"},
+      {base("[admin]\naddress = \"127.0.0.1:8025\"\ntoken_file = \"\"\n"), 7, "admin.token_file",
+       "must name a file"},
+      {base("[admin]\ntoken = \"secret\"\n"), 6, "admin.token", "unknown key"},
       {"hostname = \"a.b\"\n", 1, "listener", "at least one"},
       {"hostname = [\n", 1, "", ""},
   };
@@ -128,6 +136,20 @@ TEST(Config, ErrorsNameFileLineAndKey) {
               0u)
         << e.what();
   }
+}
+
+TEST(Config, Admin) {
+  auto off = parse(base(""), "/x/tern.toml");
+  EXPECT_FALSE(off.admin.address);  // off unless configured
+  EXPECT_EQ(off.admin.token_file, "/x/var/admin.token");
+  auto on = parse(base("[admin]\naddress = \"[::1]:8025\"\ntoken_file = \"t/admin.token\"\n"),
+                  "/x/tern.toml");
+  ASSERT_TRUE(on.admin.address);
+  EXPECT_EQ(on.admin.address->host, "::1");
+  EXPECT_EQ(on.admin.address->port, 8025);
+  EXPECT_EQ(on.admin.token_file, "/x/t/admin.token");
+  // [admin] without address: still off
+  EXPECT_FALSE(parse(base("[admin]\ntoken_file = \"a\"\n"), "/x/tern.toml").admin.address);
 }
 
 TEST(Config, MissingFile) {
