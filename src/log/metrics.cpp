@@ -179,8 +179,12 @@ std::string Registry::render() {
   family(out, "tern_smtp_connections", "Open SMTP connections, by listener.", "gauge");
   per_listener(out, "tern_smtp_connections",
                [&](std::size_t i) { return listeners_[i].connections.value(); });
-  family(out, "tern_smtp_connections_total", "SMTP connections admitted, by listener.", "counter");
-  per_listener(out, "tern_smtp_connections_total",
+  // Not tern_smtp_connections_total: a counter of that name would be the same
+  // family as the gauge above for OpenMetrics parsers (a counter's family name
+  // drops _total).
+  family(out, "tern_smtp_connections_accepted_total", "SMTP connections admitted, by listener.",
+         "counter");
+  per_listener(out, "tern_smtp_connections_accepted_total",
                [&](std::size_t i) { return listeners_[i].connections_total.value(); });
   family(out, "tern_smtp_connections_refused_total",
          "SMTP connections refused with 421 (connection limits, shutdown), by listener.",
