@@ -3,12 +3,14 @@ Prometheus text parser (prometheus_client): the counters, gauges and
 histograms move with the traffic, and no label value names an address, a
 domain or a host."""
 import re
+import smtplib
 import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from delivery_env import mta, wait_for_maildir, wait_until  # noqa: F401 (fixture)
-from ternlib import Client, free_port
+from pgcluster import pg, tern_config  # noqa: F401 (fixture)
+from ternlib import Client, TernServer, free_port
 
 FABRIKAM = "fabrikam.test"
 LABEL_KEYS = {"listener", "via", "state", "class", "le"}
@@ -151,3 +153,26 @@ def test_queue_gauge_shows_deferred_mail(mta, tmp_path):
     assert v(m, "tern_messages_delivered_total", via="smtp") == 0
     assert peer.sessions  # the peer was asked
     assert_bounded(m)
+
+
+def test_queue_gauge_on_the_shared_spool(pg, tmp_path):
+    """On the PostgreSQL spool the queue is the cluster's: counted by the database."""
+    port = free_port()
+    tern = TernServer(tmp_path / "tern", tern_config(pg.conninfo, extra=admin_extra(tmp_path, port))).start()
+    for i in range(3):  # delivery disabled: the mail stays queued
+        with smtplib.SMTP("127.0.0.1", tern.port, timeout=30) as s:
+            s.sendmail("chris@contoso.com", ["kate@example.test"], f"Subject: {i}\r\n\r\nx\r\n")
+    ids = pg.sql("SELECT id FROM messages ORDER BY id").split()
+    assert len(ids) == 3
+    m = scrape(port)
+    assert v(m, "tern_queue_messages", state="queued") == 3
+    assert v(m, "tern_messages_received_total", listener="default") == 3
+    assert v(m, "tern_spool_commit_seconds_count") >= 1
+    pg.sql(f"UPDATE messages SET next_attempt = next_attempt + 3600000 WHERE id = {ids[0]}")
+    pg.sql(f"UPDATE messages SET held = 'held by the administrator' WHERE id = {ids[1]}")
+    pg.sql(f"UPDATE messages SET held = 'unreadable envelope: test' WHERE id = {ids[2]}")
+    m = scrape(port)
+    assert [v(m, "tern_queue_messages", state=s) for s in ("queued", "active", "deferred", "held", "quarantined")] \
+        == [0, 0, 1, 1, 1]
+    assert_bounded(m)
+    assert tern.stop() == 0
