@@ -3,10 +3,12 @@
 #include <asio/co_spawn.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
+#include <chrono>
 #include <map>
 
 #include "delivery/maildir.h"
 #include "delivery/smtp_client_wire.h"
+#include "log/metrics.h"
 #include "smtp/address.h"
 #include "util/text.h"
 
@@ -78,12 +80,14 @@ net::awaitable<void> Dispatcher::deliver(const queue::Envelope& envelope, std::s
       }
       // (GCC 12 miscompiles co_await inside a braced initializer: await first.)
       Outcome outcome;
+      const auto started = std::chrono::steady_clock::now();
       try {
         outcome =
             co_await to_maildir(*mailbox, envelope, content, mailbox->address, i, may_be_repeat);
       } catch (const std::exception& e) {  // recorded with the others; the message is held
         outcome = internal_failure(e.what());
       }
+      log::metrics().delivery_duration(log::Via::kMaildir).observe_since(started);
       out.push_back({i, std::move(outcome)});
     }
     report(std::move(out), --groups_left == 0);
@@ -93,12 +97,14 @@ net::awaitable<void> Dispatcher::deliver(const queue::Envelope& envelope, std::s
   for (auto& [key, group] : lmtp) {
     std::vector<RecipientOutcome> results;
     std::string failed;
+    const auto started = std::chrono::steady_clock::now();
     try {
       results =
           co_await pool_.deliver_lmtp(group.first, {&envelope, &group.second, content, deadline});
     } catch (const std::exception& e) {
       failed = e.what();
     }
+    log::metrics().delivery_duration(log::Via::kLmtp).observe_since(started);
     if (!failed.empty()) {
       results.clear();
       for (auto i : group.second) results.push_back({i, internal_failure(failed)});
@@ -124,26 +130,27 @@ net::awaitable<void> Dispatcher::to_remote(
     Transaction t = base;
     t.recipients = &group;
     auto task = [this, &domain, t]() { return pool_.deliver_remote(domain, t); };
-    asio::co_spawn(
-        executor_, std::move(task),
-        [shared, &group, &report](std::exception_ptr e, std::vector<RecipientOutcome> results) {
-          // A domain whose delivery threw: its recipients get an internal
-          // failure; what the others reached is recorded.
-          if (e) {
-            std::string what = "unknown error";
-            try {
-              std::rethrow_exception(e);
-            } catch (const std::exception& ex) {
-              what = ex.what();
-            } catch (...) {
-            }
-            results.clear();
-            for (auto i : group) results.push_back({i, internal_failure(what)});
-          }
-          bool last = --shared->running == 0;
-          if (last) shared->all_done.cancel();  // resumes deliver() after this handler
-          report(std::move(results), last);
-        });
+    asio::co_spawn(executor_, std::move(task),
+                   [shared, &group, &report, started = std::chrono::steady_clock::now()](
+                       std::exception_ptr e, std::vector<RecipientOutcome> results) {
+                     log::metrics().delivery_duration(log::Via::kSmtp).observe_since(started);
+                     // A domain whose delivery threw: its recipients get an internal
+                     // failure; what the others reached is recorded.
+                     if (e) {
+                       std::string what = "unknown error";
+                       try {
+                         std::rethrow_exception(e);
+                       } catch (const std::exception& ex) {
+                         what = ex.what();
+                       } catch (...) {
+                       }
+                       results.clear();
+                       for (auto i : group) results.push_back({i, internal_failure(what)});
+                     }
+                     bool last = --shared->running == 0;
+                     if (last) shared->all_done.cancel();  // resumes deliver() after this handler
+                     report(std::move(results), last);
+                   });
   }
   if (shared->running > 0) co_await shared->all_done.async_wait(net::use_tuple);
 }

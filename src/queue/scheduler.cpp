@@ -47,6 +47,7 @@ std::size_t Scheduler::load() {
   for (const auto& e : spool_.list()) {
     if (!e.held.empty()) {  // waits for the administrator, never removed here
       spdlog::warn("queue {}: held: {}", e.id, util::printable(e.held));
+      held_[e.id] = e.recipients.empty();  // no recipients: a record that does not decode
       continue;
     }
     bool pending = false;
@@ -124,6 +125,7 @@ net::awaitable<bool> Scheduler::hold(std::uint64_t id, std::string reason) {
   } catch (const SpoolUnavailable&) {
     throw;
   } catch (const std::exception&) {
+    held_[id] = true;
     co_return false;  // an unreadable record is already listed as held by the spool
   }
   if (!env) co_return false;
@@ -133,6 +135,7 @@ net::awaitable<bool> Scheduler::hold(std::uint64_t id, std::string reason) {
   auto written = co_await apply_async(spool_, std::move(change));
   if (written.status != SpoolStatus::kOk) co_return false;
   tracking_.write({"HOLD", id, env->message_id, env->sender, "", "", env->size, env->held});
+  held_[id] = false;
   co_return true;
 }
 
@@ -309,10 +312,26 @@ void Scheduler::finish_attempt(std::uint64_t id, const Ended& ended) {
   if (stopped_ && running_ == 0 && on_idle_) std::exchange(on_idle_, nullptr)();
 }
 
+// The tracking log and the delivery counters (log/metrics.h) follow what was
+// written to the spool, so a write that failed and is repeated counts once.
 void Scheduler::write_tracking(const Envelope& env, const std::vector<TrackingRecord>& tracking) {
-  for (const auto& t : tracking)
+  auto& m = log::metrics();
+  for (const auto& t : tracking) {
     tracking_.write(
         {t.event, t.id, env.message_id, env.sender, t.recipient, t.remote, env.size, t.detail});
+    if (t.event == "DELIVER")
+      m.delivered(t.remote.starts_with("lmtp") ? log::Via::kLmtp : log::Via::kMaildir).inc();
+    else if (t.event == "SEND")
+      m.delivered(log::Via::kSmtp).inc();
+    else if (t.event == "DEFER")
+      m.deferred.inc();
+    else if (t.event == "FAIL")
+      m.failed.inc();
+    else if (t.event == "DSN")
+      m.dsns.inc();
+    else if (t.event == "HOLD")
+      held_[t.id] = false;
+  }
 }
 
 void Scheduler::hand_back(std::uint64_t id, const Unwritten& u) {

@@ -48,6 +48,7 @@
 
 #include "config/config.h"
 #include "delivery/deliverer.h"
+#include "log/metrics.h"
 #include "log/tracking_log.h"
 #include "net/awaitable.h"
 #include "queue/attempt.h"
@@ -81,6 +82,10 @@ class Scheduler {
   // Outcomes whose write failed are handed to the spool once more.
   void stop(std::function<void()> on_idle);
   std::size_t running() const { return running_; }
+  // The queue this scheduler indexes, by state (tern_queue_messages); on the
+  // loop. Counts the due entries of the smaller side of now, so a scrape of a
+  // large queue costs the loop little.
+  log::QueueCounts queue_counts() const;
   // Looks at the due messages again now (after the clock moved, in tests).
   void wake() { timer_.cancel(); }
 
@@ -199,6 +204,9 @@ class Scheduler {
   // (due, id) of entries not running, by lane
   std::set<std::pair<std::int64_t, std::uint64_t>> due_, due_local_;
   std::unordered_set<std::uint64_t> admin_;  // ids an administrator's action owns
+  // Held messages, not scheduled (true: quarantined, its record does not
+  // decode), for queue_counts(); they leave when released or removed.
+  std::unordered_map<std::uint64_t, bool> held_;
   std::size_t running_ = 0;
   std::size_t running_local_ = 0;
   bool stopped_ = false;

@@ -7,6 +7,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <limits>
+
 #include "queue/spool_async.h"
 #include "util/text.h"
 
@@ -28,6 +30,7 @@ void Scheduler::claim(std::uint64_t id) {
 
 void Scheduler::release(std::uint64_t id, bool removed) {
   admin_.erase(id);
+  if (removed) held_.erase(id);
   auto it = entries_.find(id);
   if (it == entries_.end()) return;
   if (removed || shared_) {  // shared spool: the next attempt may run on any node
@@ -69,6 +72,7 @@ net::awaitable<std::string> Scheduler::retry(std::optional<std::uint64_t> id) {
     auto written = co_await apply_async(spool_, std::move(change));
     release(*id, false);
     if (written.status != SpoolStatus::kOk) co_return "error: " + written.error;
+    held_.erase(*id);
     schedule(*id, now);
     co_return "ok: " + std::to_string(*id) + " released from hold; it will be tried now";
   }
@@ -191,6 +195,31 @@ net::awaitable<std::string> Scheduler::bounce_owned(std::uint64_t id, bool& remo
   for (auto dsn_id : result.new_messages) schedule(dsn_id, clock_(), true);
   co_return "ok: " + std::to_string(id) + " returned to " +
       (env->sender.empty() ? "<> (no notice)" : env->sender);
+}
+
+// What tern_queue_messages shows (the metrics scrape posts this to the loop).
+log::QueueCounts Scheduler::queue_counts() const {
+  log::QueueCounts c;
+  c.active = static_cast<std::int64_t>(running_);
+  const std::pair<std::int64_t, std::uint64_t> now{clock_(),
+                                                   std::numeric_limits<std::uint64_t>::max()};
+  for (const auto* lane : {&due_, &due_local_}) {
+    // Both ends walk towards now: the cost is the smaller side, not the queue.
+    auto split = lane->upper_bound(now);
+    auto front = lane->begin(), back = lane->end();
+    std::int64_t steps = 0;
+    while (front != split && back != split) {
+      ++front;
+      --back;
+      ++steps;
+    }
+    auto size = static_cast<std::int64_t>(lane->size());
+    std::int64_t due = front == split ? steps : size - steps;
+    c.queued += due;
+    c.deferred += size - due;
+  }
+  for (const auto& [id, quarantined] : held_) ++(quarantined ? c.quarantined : c.held);
+  return c;
 }
 
 }  // namespace tern::queue

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "log/metrics.h"
 #include "queue/envelope.h"
 #include "queue/trail.h"
 
@@ -136,6 +137,10 @@ class Spool {
   virtual std::vector<std::string> picked_up_names() { return {}; }
   // The message trail kept in this spool (see trail.h); null where there is none.
   virtual Trail* trail() { return nullptr; }
+  // The queue by state (tern_queue_messages) where the spool counts it itself:
+  // a shared spool, whose queue is the cluster's (blocking: one query).
+  // nullopt: the scheduler's index counts it.
+  virtual std::optional<log::QueueCounts> count_states() { return std::nullopt; }
 
   // --- A spool shared by several nodes (PostgreSQL, SPEC §6) ---------------
   // Each message is leased to the one node delivering it. A node's spool

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <stdexcept>
 
 #include "queue/spool_postgres_impl.h"
@@ -169,6 +170,25 @@ std::vector<Envelope> PgSpool::list() {
     throw SpoolUnavailable(e.what());
   }
   return out;
+}
+
+std::optional<log::QueueCounts> PgSpool::count_states() {
+  auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  try {
+    auto r = reads_.run({sql::kCountStates, {pg::number(now_ms)}, false});
+    if (r.rows() != 1) return std::nullopt;
+    log::QueueCounts c;
+    c.active = r.integer(0, 0);
+    c.queued = r.integer(0, 1);
+    c.deferred = r.integer(0, 2);
+    c.held = r.integer(0, 3);
+    c.quarantined = r.integer(0, 4);
+    return c;
+  } catch (const pg::ConnectionLost&) {
+    return std::nullopt;
+  }
 }
 
 std::optional<Envelope> PgSpool::find(std::uint64_t id) {

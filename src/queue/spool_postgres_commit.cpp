@@ -9,8 +9,10 @@
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/post.hpp>
+#include <chrono>
 #include <unordered_set>
 
+#include "log/metrics.h"
 #include "queue/spool_postgres_impl.h"
 #include "queue/spool_postgres_sql.h"
 
@@ -436,7 +438,9 @@ net::awaitable<void> PgSpool::accept_loop(std::size_t lane) {
 net::awaitable<void> PgSpool::write_changes(pg::Connection& conn, std::vector<Job*>& changes,
                                             std::vector<std::uint64_t>& releases) {
   if (changes.empty() && releases.empty()) co_return;
+  const auto started = std::chrono::steady_clock::now();  // tern_spool_commit_seconds
   auto error = co_await write_transaction(conn, changes, releases, true);
+  log::metrics().spool_commit.observe_since(started);
   if (error && error->rfind("sql:", 0) == 0 && !changes.empty()) {
     // Alone, with the idempotent statements: a message that a commit of
     // unknown outcome wrote before is written again.

@@ -41,6 +41,7 @@ class PgSpool final : public Spool {
   void apply(SpoolChange change, CommitCallback done) override;
   CommitResult store_part(std::uint64_t id, std::uint32_t seq, std::string_view bytes) override;
   std::vector<Envelope> list() override;
+  std::optional<log::QueueCounts> count_states() override;
   std::optional<Envelope> find(std::uint64_t id) override;
   std::optional<std::string> content(std::uint64_t id) override;
   void close() override;

@@ -284,6 +284,18 @@ inline constexpr const char* kQuarantine =
     "WHERE id = $1 AND lease_owner = $3";
 
 inline constexpr const char* kList = "SELECT id, envelope FROM messages ORDER BY id";
+// $1 now (Unix ms). The queue by state for tern_queue_messages: active
+// (leased), queued (due), deferred (due later), held, quarantined (its
+// envelope does not decode: held with "unreadable envelope: …").
+inline constexpr const char* kCountStates =
+    "SELECT count(*) FILTER (WHERE held IS NULL AND lease_owner IS NOT NULL "
+    "AND lease_expiry > now()), "
+    "count(*) FILTER (WHERE held IS NULL AND (lease_owner IS NULL OR lease_expiry <= now()) "
+    "AND next_attempt <= $1), "
+    "count(*) FILTER (WHERE held IS NULL AND (lease_owner IS NULL OR lease_expiry <= now()) "
+    "AND next_attempt > $1), "
+    "count(*) FILTER (WHERE held IS NOT NULL AND held NOT LIKE 'unreadable envelope:%'), "
+    "count(*) FILTER (WHERE held LIKE 'unreadable envelope:%') FROM messages";
 inline constexpr const char* kFind = "SELECT envelope FROM messages WHERE id = $1";
 inline constexpr const char* kContent =
     "SELECT coalesce((SELECT string_agg(data, ''::bytea ORDER BY seq) FROM chunks "

@@ -6,8 +6,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 #include <exception>
 
+#include "log/metrics.h"
 #include "queue/spool_rocksdb_impl.h"
 #include "queue/spool_rocksdb_keys.h"
 
@@ -36,6 +38,7 @@ void RocksSpool::commit_loop() {
       if (pending_.empty() && closing_) return;
       items.swap(pending_);
     }
+    const auto started = std::chrono::steady_clock::now();  // tern_spool_commit_seconds
     // The free-space floor ([spool] min_free) is for new mail only: the
     // bookkeeping of mail already accepted (recipient states, removals,
     // discarded parts, the notices tern owes) is never refused by it, or a
@@ -93,6 +96,7 @@ void RocksSpool::commit_loop() {
       if (batch.Count() > 0) result = write_batch(batch, added, picked_up);
     }
     db_lock.unlock();
+    log::metrics().spool_commit.observe_since(started);
     for (std::size_t i = 0; i < items.size(); ++i) {
       try {
         items[i].done(refused[i] ? *refused[i] : result);

@@ -57,6 +57,7 @@ Connection::Connection(ServerContext& server, const config::Listener& listener,
     : server_(server),
       listener_(listener),
       listener_index_(listener_index),
+      metrics_(log::metrics().listener(listener_index)),
       resolver_(resolver),
       stream_(std::move(socket)),
       remote_address_(address_text(stream_.socket())),
@@ -97,6 +98,7 @@ void Connection::info(std::string_view text) {
 
 void Connection::queue_reply(const Reply& reply) {
   reply.append_wire(out_);
+  metrics_.reply(reply.code);
   if (!log_.enabled()) return;
   // A multi-line reply is one event, its lines joined by spaces (as Exchange logs EHLO).
   std::string text = std::to_string(reply.code);
@@ -203,6 +205,7 @@ net::awaitable<Step> Connection::verify_credentials() {
     server_.auth_throttle().succeeded(remote_address_);
   else
     server_.auth_throttle().failed(remote_address_);
+  if (!user) metrics_.auth_failures.inc();
   co_return session_->credentials_verified(std::move(user));
 }
 
@@ -262,6 +265,7 @@ net::awaitable<Step> Connection::commit() {
   if (result.status == queue::SpoolStatus::kOk) {
     server_.tracking_log().write(
         {"RECEIVE", id, message_id, sender, recipients, remote_address_, size, listener_.name});
+    metrics_.received.inc();
     server_.message_queued(id, local);
   } else {
     info("spool refused the message: " + result.error);

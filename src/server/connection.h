@@ -16,6 +16,7 @@
 #include <string>
 
 #include "dns/resolver.h"
+#include "log/metrics.h"
 #include "log/protocol_log.h"
 #include "net/awaitable.h"
 #include "net/stream.h"
@@ -62,6 +63,7 @@ class Connection : public std::enable_shared_from_this<Connection>, private Sess
   ServerContext& server_;
   const config::Listener& listener_;
   std::size_t listener_index_;
+  log::ListenerMetrics& metrics_;  // this listener's counters (log/metrics.h)
   dns::Resolver* resolver_;
   net::Stream stream_;
   std::string remote_address_;

@@ -10,12 +10,18 @@
 #include "delivery/destination_pool.h"
 #include "delivery/dispatcher.h"
 #include "dns/resolver_cares.h"
+#include "log/metrics.h"
 #include "net/event_loop.h"
 #include "queue/scheduler.h"
 #include "server/control_socket.h"
 #include "tls/context.h"
 
 namespace tern::server {
+
+namespace {
+// How long a scrape waits for the delivery loop to count its queue.
+constexpr auto kQueueCountWait = std::chrono::seconds(2);
+}  // namespace
 
 DeliveryService::DeliveryService(const config::Config& config, queue::Spool& spool,
                                  log::TrackingLog& tracking, asio::thread_pool& blocking)
@@ -34,6 +40,23 @@ DeliveryService::DeliveryService(const config::Config& config, queue::Spool& spo
   control_ = std::make_unique<ControlSocket>(ex, config.spool.path, *scheduler_);
   enabled_ = config.delivery.enabled;
   if (enabled_) loaded_ = scheduler_->load();
+  // tern_queue_messages at scrape time (off the loops): the cluster's queue
+  // from the database, else the scheduler's index read on its own loop.
+  if (spool.shared()) {
+    log::metrics().set_queue_source([&spool] { return spool.count_states(); });
+  } else if (enabled_) {
+    log::metrics().set_queue_source([this]() -> std::optional<log::QueueCounts> {
+      auto counted = std::make_shared<std::promise<log::QueueCounts>>();
+      auto future = counted->get_future();
+      asio::post(*loop_, [this, counted] { counted->set_value(scheduler_->queue_counts()); });
+      if (future.wait_for(kQueueCountWait) != std::future_status::ready) return std::nullopt;
+      try {
+        return future.get();
+      } catch (const std::future_error&) {  // the loop went away first
+        return std::nullopt;
+      }
+    });
+  }
 }
 
 DeliveryService::~DeliveryService() {
@@ -70,6 +93,7 @@ void DeliveryService::enqueue(std::uint64_t id, bool local) {
 }
 
 void DeliveryService::stop(std::chrono::milliseconds grace) {
+  log::metrics().set_queue_source(nullptr);  // waits for a scrape reading it
   if (stopped_) return;
   stopped_ = true;
   if (thread_.joinable()) {

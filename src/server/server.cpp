@@ -23,6 +23,7 @@
 #include "admin/token.h"
 #include "dns/caching_resolver.h"
 #include "dns/resolver_cares.h"
+#include "log/metrics.h"
 #include "net/endpoint.h"
 #include "net/event_loop.h"
 #include "queue/trail_writer.h"
@@ -216,6 +217,7 @@ net::awaitable<void> Server::accept_loop(std::size_t index, asio::ip::tcp::accep
     auto source = net::unmapped(remote.address());
     auto admission = context_->admit(index, source);
     if (admission != ServerContext::Admission::kAdmitted) {
+      log::metrics().listener(index).refused.inc();
       refuse_connection(index, std::move(socket), admission);
       continue;
     }

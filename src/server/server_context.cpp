@@ -2,6 +2,7 @@
 
 #include <asio/post.hpp>
 
+#include "log/metrics.h"
 #include "server/connection.h"
 
 namespace tern::server {
@@ -14,7 +15,11 @@ ServerContext::ServerContext(const config::Config& config, queue::Spool& spool,
       tracking_log_(tracking_log),
       authenticator_(config),
       tls_(config.listeners.size()),
-      limits_(config.listeners) {}
+      limits_(config.listeners) {
+  std::vector<std::string> names;
+  for (const auto& l : config.listeners) names.push_back(l.name);
+  log::metrics().set_listeners(names);
+}
 
 ServerContext::~ServerContext() {
   auth_.join();
@@ -57,8 +62,11 @@ ServerContext::Admission ServerContext::admit(std::size_t listener,
   return Admission::kAdmitted;
 }
 
-void ServerContext::attach(const std::shared_ptr<Connection>& c, std::size_t /*listener*/,
+void ServerContext::attach(const std::shared_ptr<Connection>& c, std::size_t listener,
                            const asio::ip::address& source) {
+  auto& m = log::metrics().listener(listener);
+  m.connections_total.inc();
+  m.connections.add();
   bool late;
   {
     std::lock_guard lock(registry_mu_);
@@ -86,6 +94,7 @@ void ServerContext::detach(Connection* c, std::size_t listener) {
     if (it == connections_.end()) return;
     limits_.release(listener, it->second.source);
     connections_.erase(it);
+    log::metrics().listener(listener).connections.sub();
     if (--live_ == 0 && shutting_down_ && on_idle_) idle = std::move(on_idle_);
   }
   if (idle) idle();

@@ -587,6 +587,47 @@ TEST_F(SchedulerTest, AFailureInsideTernHoldsTheMessageWithWhatWasDelivered) {
   EXPECT_EQ(deliverer.delivered["bob@fabrikam.test"], 1);
 }
 
+// tern_queue_messages (log/metrics.h) from the scheduler's index: due and
+// waiting, deferred to a later time, held; the delivery counters move with
+// the outcomes written.
+TEST_F(SchedulerTest, QueueCountsFollowTheIndex) {
+  auto& m = log::metrics();
+  auto deferred0 = m.deferred.value();
+  auto maildir0 = m.delivered(log::Via::kMaildir).value();
+  deliverer.script = [](const std::string&) { return deferred(); };
+  queue({"bob@fabrikam.test", "dan@fabrikam.test"});
+  queue({"eve@fabrikam.test"}, 0, kT0 + 10 * kMinute);
+  start();
+  auto c = scheduler->queue_counts();
+  EXPECT_EQ(c.queued, 0);
+  EXPECT_EQ(c.deferred, 2);  // one retried at +1 min, one first due at +10 min
+  EXPECT_EQ(c.active, 0);
+  EXPECT_EQ(c.held, 0);
+  EXPECT_EQ(m.deferred.value() - deferred0, 2u);  // per recipient
+
+  now += 2 * kMinute;  // the first is due again; the scheduler has not looked yet
+  c = scheduler->queue_counts();
+  EXPECT_EQ(c.queued, 1);
+  EXPECT_EQ(c.deferred, 1);
+
+  deliverer.script = nullptr;
+  scheduler->wake();
+  settle();  // the first is delivered now
+  c = scheduler->queue_counts();
+  EXPECT_EQ(c.queued + c.deferred + c.active, 1);
+  deliverer.throw_after_first_group = true;  // tern fails inside: held
+  auto held = queue({"kate@example.test", "bob@fabrikam.test"});
+  c = scheduler->queue_counts();
+  EXPECT_EQ(c.held, 1);
+  EXPECT_EQ(c.quarantined, 0);
+  EXPECT_EQ(m.delivered(log::Via::kMaildir).value() - maildir0, 1u);
+  deliverer.throw_after_first_group = false;
+  auto reply = admin(scheduler->retry(held));
+  settle();
+  ASSERT_TRUE(reply->has_value());
+  EXPECT_EQ(scheduler->queue_counts().held, 0);
+}
+
 // The spool cannot be read for a while (closed after a write error, not yet
 // reopened): the due message is neither dropped nor held, the administrator's
 // actions answer an error and change nothing, and once the spool is back the
