@@ -52,11 +52,16 @@ Response not_allowed(const char* allow) {
 
 // A blocking call (spool, trail, metrics) on the blocking pool; the caller
 // resumes on its own executor.
+// (GCC 12 corrupts the heap when the lambda handed to co_spawn inside a
+// co_await captures something with a destructor: it captures a pointer to f,
+// which lives in this frame until the call has ended; callers capture
+// strings by pointer to their own locals for the same reason.)
 template <typename F>
 auto off_loop(asio::thread_pool& pool, F f) -> net::awaitable<decltype(f())> {
-  co_return co_await asio::co_spawn(
-      pool, [f = std::move(f)]() -> net::awaitable<decltype(f())> { co_return f(); },
-      asio::use_awaitable);
+  F* fn = &f;
+  auto result = co_await asio::co_spawn(
+      pool, [fn]() -> net::awaitable<decltype(f())> { co_return (*fn)(); }, asio::use_awaitable);
+  co_return result;
 }
 
 // A scheduler answer ("ok: …" / "error: …") as JSON: 200, 404 for an
@@ -214,7 +219,8 @@ net::awaitable<Response> AdminServer::trail(const Target& target) {
     co_return error(400, "id= takes an InternalId");
   queue::Trail* trail = spool_.trail();
   if (!trail) co_return error(503, "the message trail is not available");
-  auto events = co_await off_loop(blocking_, [trail, query] { return trail->find(query); });
+  const queue::TrailQuery* wanted = &query;
+  auto events = co_await off_loop(blocking_, [trail, wanted] { return trail->find(*wanted); });
   Response r;
   r.body = queue::trail_json(events);
   co_return r;

@@ -70,7 +70,7 @@ std::string trail_json(const std::vector<TrailEvent>& events) {
                     {"recipient", e.recipient},
                     {"remote_host", e.remote_host},
                     {"reply", e.reply},
-                    {"id", std::to_string(e.id)},
+                    {"id", e.id},  // a number, as in tern queue list --json
                     {"message_id", e.message_id},
                     {"sender", e.sender}});
   // Bytes a peer sent that are not UTF-8 become U+FFFD; the text stays ASCII.

@@ -94,7 +94,7 @@ def scenario(mta, tern, other_config=None):
     assert receive["remote_host"] == "127.0.0.1"
     defer = next(e for e in doc["events"] if e["event"] == "DEFER" and e["recipient"] == "bob@fabrikam.test")
     assert GREYLISTED in defer["reply"], defer
-    assert defer["id"] == relay_id and defer["message_id"] == RELAY_ID and defer["sender"] == "kate@example.test"
+    assert defer["id"] == int(relay_id) and defer["message_id"] == RELAY_ID and defer["sender"] == "kate@example.test"
 
     out = tern.queue("bounce", relay_id)
     assert out.returncode == 0, out.stdout + out.stderr
