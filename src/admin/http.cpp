@@ -143,6 +143,9 @@ int RequestParser::on_url(http_parser* p, const char* at, std::size_t n) {
 
 int RequestParser::on_header_field(http_parser* p, const char* at, std::size_t n) {
   auto* s = self(p);
+  // Trailer fields of a chunked body come after the head's bound was checked
+  // and could add an Authorization: refused (400).
+  if (s->headers_done_) return -1;
   if (s->in_value_ || s->request_.headers.empty()) s->request_.headers.emplace_back();
   s->in_value_ = false;
   s->request_.headers.back().first += util::to_lower(std::string_view(at, n));
@@ -151,7 +154,7 @@ int RequestParser::on_header_field(http_parser* p, const char* at, std::size_t n
 
 int RequestParser::on_header_value(http_parser* p, const char* at, std::size_t n) {
   auto* s = self(p);
-  if (s->request_.headers.empty()) return 1;
+  if (s->headers_done_ || s->request_.headers.empty()) return -1;
   s->in_value_ = true;
   s->request_.headers.back().second.append(at, n);
   return 0;

@@ -106,6 +106,23 @@ void check_folders(const config::Config& config, Findings& out) {
   }
 }
 
+// sendmail reads the configuration as the submitting user, so an installed
+// tern.toml is often readable by every local user: it must hold no secret.
+void check_secrets(const config::Config& config, Findings& out) {
+  struct stat st {};
+  if (::stat(config.file.c_str(), &st) != 0 || (st.st_mode & S_IROTH) == 0) return;
+  const std::string where = config.file.string() + " is readable by every local user and holds ";
+  for (const auto& m : config.mailboxes)
+    if (!m.password.empty()) {
+      out.warning(where + "password hashes ([[mailbox]] " + m.address +
+                  "): chmod 0640 it (sendmail then serves root and tern's group only)");
+      break;
+    }
+  if (config.spool.postgres.find("password") != std::string::npos)
+    out.warning(where + "the database password ([spool] postgres): keep it in a libpq " +
+                "password file (passfile=, ~/.pgpass) instead");
+}
+
 }  // namespace
 
 int check_config(const config::Config& config) {
@@ -125,6 +142,7 @@ int check_config(const config::Config& config) {
   }
   check_folders(config, out);
   check_policy(config, out);
+  check_secrets(config, out);
   std::fprintf(stderr, "tern: %s: %d problem%s, %d warning%s\n", config.file.c_str(), out.problems,
                out.problems == 1 ? "" : "s", out.warnings, out.warnings == 1 ? "" : "s");
   return out.problems == 0 ? 0 : 1;

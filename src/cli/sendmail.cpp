@@ -61,21 +61,29 @@ struct Options {
   std::vector<std::string> recipients;
 };
 
-// -C, else $TERN_CONFIG, else etc/tern.toml in the current folder (as tern
-// serve), else the configuration `make install` put next to this binary's
-// prefix ($(PREFIX)/sbin/sendmail -> $(PREFIX)/etc/tern/tern.toml): cron and
-// applications call sendmail from anywhere.
+// -C, else $TERN_CONFIG, else the configuration next to this binary's prefix:
+// $(PREFIX)/etc/tern/tern.toml where `make install` puts it ($(PREFIX)/sbin/
+// sendmail -> tern), or etc/tern.toml of the source tree for build/tern. Never
+// a file of the current folder: root running sendmail in a folder another user
+// controls must not take that user's configuration (its maildrop path).
 std::string default_config() {
   const char* env = std::getenv("TERN_CONFIG");
   if (env && *env) return env;
   std::error_code ec;
-  if (std::filesystem::exists("etc/tern.toml", ec)) return "etc/tern.toml";
   auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    auto installed = self.parent_path().parent_path() / "etc" / "tern" / "tern.toml";
-    if (std::filesystem::exists(installed, ec)) return installed.string();
-  }
-  return "etc/tern.toml";
+  if (ec) return "/usr/local/etc/tern/tern.toml";
+  const auto prefix = self.parent_path().parent_path();
+  for (const auto& candidate :
+       {prefix / "etc" / "tern" / "tern.toml", prefix / "etc" / "tern.toml"})
+    if (std::filesystem::exists(candidate, ec)) return candidate.string();
+  return (prefix / "etc" / "tern" / "tern.toml").string();
+}
+
+// Whether a maildrop this configuration names may be made by root: only when
+// the file is root's and nobody else may change it.
+bool trusted_by_root(const std::filesystem::path& file) {
+  struct stat st {};
+  return ::stat(file.c_str(), &st) == 0 && st.st_uid == 0 && (st.st_mode & 022) == 0;
 }
 
 // Postfix's sendmail(1) option letters; those taking an argument take it
@@ -366,8 +374,9 @@ std::optional<std::string> recipient(const config::Config& config, std::string t
 int drop(const config::Config& config, const std::string& data) {
   const auto& folder = config.spool.maildrop;
   util::Fd dir(::open(folder.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!dir.ok() && errno == ENOENT && ::geteuid() == 0) {
-    // root may make it as tern serve would (owned by tern's user, 03733).
+  if (!dir.ok() && errno == ENOENT && ::geteuid() == 0 && trusted_by_root(config.file)) {
+    // root may make it as tern serve would (owned by tern's user, 03733),
+    // from a configuration only root may have written.
     try {
       auto account = server::lookup_account(config.user);
       server::prepare_folders({{folder, "maildrop folder", server::FolderKind::kMaildrop}},

@@ -16,6 +16,13 @@ std::int64_t now_ms() {
       .count();
 }
 
+// Each field of an event is kept to a bound: a stranger's message with a
+// 998-byte Message-ID and a long reply must not cost kilobytes per recipient
+// and event for a month (the RECEIVE of 200 recipients is 200 events).
+std::string bounded(std::string_view text, std::size_t limit) {
+  return std::string(text.substr(0, limit));
+}
+
 }  // namespace
 
 std::vector<TrailEvent> trail_events(const log::TrackingEvent& e, std::int64_t time_ms) {
@@ -27,11 +34,11 @@ std::vector<TrailEvent> trail_events(const log::TrackingEvent& e, std::int64_t t
     t.time_ms = time_ms;
     t.event = e.event;
     t.id = e.id;
-    t.message_id = e.message_id;
-    t.sender = e.sender;
-    t.recipient = rest.substr(0, semi);
-    t.remote_host = e.remote;
-    t.reply = e.detail;
+    t.message_id = bounded(e.message_id, kMaxField);
+    t.sender = bounded(e.sender, kMaxField);
+    t.recipient = bounded(rest.substr(0, semi), kMaxField);
+    t.remote_host = bounded(e.remote, kMaxField);
+    t.reply = bounded(e.detail, kMaxReply);
     out.push_back(std::move(t));
     rest = semi == std::string_view::npos ? std::string_view() : rest.substr(semi + 1);
   } while (!rest.empty());

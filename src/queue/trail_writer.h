@@ -20,12 +20,16 @@
 namespace tern::queue {
 
 // The trail's events for one tracking log line: one per recipient (a RECEIVE
-// names them all, joined by ';'), at time_ms.
+// names them all, joined by ';'), at time_ms; each field cut to kMaxField
+// bytes (the reply to kMaxReply).
+inline constexpr std::size_t kMaxField = 512;
+inline constexpr std::size_t kMaxReply = 1024;
 std::vector<TrailEvent> trail_events(const log::TrackingEvent& event, std::int64_t time_ms);
 
 class TrailWriter {
  public:
-  static constexpr std::size_t kMaxQueued = 200'000;
+  // At most ~3 KB each (the field bounds): ~150 MB while the store is stuck.
+  static constexpr std::size_t kMaxQueued = 50'000;
   // Once an event is queued the writer waits this long, or for kBatch events,
   // before it writes: one write for many events when mail is busy.
   static constexpr std::chrono::milliseconds kLinger{20};

@@ -21,6 +21,7 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -204,6 +205,7 @@ bool Pickup::scan() {
     cleaned_ = true;
   }
   std::vector<std::string> names;
+  std::vector<std::string> temps;  // maildrop::kTempPrefix…
   bool more = false;
   // Files queued or set aside by this scan: another scan at once only when
   // it got somewhere (10000 fresh temporary files must not make it spin).
@@ -220,31 +222,31 @@ bool Pickup::scan() {
       std::string_view name = e->d_name;
       if (name == "." || name == ".." || name == maildrop::kBadFolder) continue;
       if (stuck_.count(std::string(name))) continue;
-      if (names.size() >= kScanNames) {
-        more = true;
-        break;
+      // Temporary files (submissions being written) have their own bound:
+      // any number of them never takes the place of a finished submission.
+      const bool temp = name.rfind(maildrop::kTempPrefix, 0) == 0;
+      if (temp ? temps.size() >= kScanNames : names.size() >= kScanNames) {
+        more = more || !temp;
+        continue;
       }
-      names.emplace_back(name);
+      (temp ? temps : names).emplace_back(name);
     }
     ::closedir(d);
   }
   std::sort(names.begin(), names.end());
   std::vector<Item> batch;
   std::size_t batch_bytes = 0;
+  for (const auto& name : temps) {
+    // Stale by its change time, which its owner cannot set back (mtime can be).
+    struct stat st {};
+    if (::fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        st.st_ctime + kStaleTemp < ::time(nullptr))
+      set_aside(dir.get(), name, "a temporary file left for a day");
+  }
   for (const auto& name : names) {
     if (stopping_) break;
-    if (name.rfind(maildrop::kTempPrefix, 0) == 0) {
-      struct stat st {};
-      if (::fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-          st.st_mtime + kStaleTemp < ::time(nullptr)) {
-        set_aside(dir.get(), name, "a temporary file left for a day");
-        ++progress;
-      }
-      continue;
-    }
     if (!maildrop::valid_name(name)) {
-      set_aside(dir.get(), name, "not a maildrop file name");
-      ++progress;
+      if (set_aside(dir.get(), name, "not a maildrop file name")) ++progress;
       continue;
     }
     if (spool_.was_picked_up(name)) {  // queued already; its removal was cut short
@@ -255,8 +257,7 @@ bool Pickup::scan() {
     Item item;
     std::string why;
     if (!read_file(dir.get(), name, item, why)) {
-      set_aside(dir.get(), name, why);
-      ++progress;
+      if (set_aside(dir.get(), name, why)) ++progress;
       continue;
     }
     batch_bytes += item.message.envelope.size;
@@ -452,23 +453,33 @@ bool Pickup::commit(int dir, std::vector<Item>& items) {
   return true;
 }
 
-void Pickup::set_aside(int dir, const std::string& name, const std::string& why) {
-  std::string target = std::string(maildrop::kBadFolder) + "/" + std::to_string(::time(nullptr)) +
-                       "." + safe_name(name);
-  if (::renameat(dir, name.c_str(), dir, target.c_str()) == 0) {
-    spdlog::warn("maildrop: {} refused ({}): moved to {}", util::printable(name, 200), why, target);
-    return;
+bool Pickup::set_aside(int dir, const std::string& name, const std::string& why) {
+  std::string target = std::to_string(::time(nullptr)) + "." + safe_name(name);
+  // bad/ opened without following a link, and only when it is tern's: a
+  // folder someone swapped in is never a place files are moved to.
+  util::Fd bad(::openat(dir, std::string(maildrop::kBadFolder).c_str(),
+                        O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  struct stat st {};
+  const bool bad_ok = bad.ok() && ::fstat(bad.get(), &st) == 0 && st.st_uid == ::geteuid();
+  if (bad_ok && ::renameat2(dir, name.c_str(), bad.get(), target.c_str(), RENAME_NOREPLACE) == 0) {
+    spdlog::warn("maildrop: {} refused ({}): moved to {}/{}", util::printable(name, 200), why,
+                 maildrop::kBadFolder, target);
+    return true;
   }
-  if (errno == ENOENT) return;
-  int error = errno;
+  if (errno == ENOENT) return true;
+  int error = bad_ok ? errno : ENOTDIR;
   if (::unlinkat(dir, name.c_str(), 0) == 0) {
     spdlog::warn("maildrop: {} refused ({}) and removed (not movable: {})",
                  util::printable(name, 200), why, std::strerror(error));
-    return;
+    return true;
   }
-  if (stuck_.size() < kScanNames) stuck_.insert(name);
-  spdlog::error("maildrop: {} refused ({}); it cannot be moved or removed: {}",
-                util::printable(name, 200), why, std::strerror(error));
+  error = errno;
+  // Logged once per entry; past the bound, entries are skipped in silence
+  // (the scan does not count them as progress, so it does not spin on them).
+  if (stuck_.size() < kScanNames && stuck_.insert(name).second)
+    spdlog::error("maildrop: {} refused ({}); it cannot be moved or removed: {}",
+                  util::printable(name, 200), why, std::strerror(error));
+  return false;
 }
 
 }  // namespace tern::server

@@ -47,7 +47,9 @@ class Pickup {
   struct Item;
   bool read_file(int dir, const std::string& name, Item& item, std::string& why);
   bool commit(int dir, std::vector<Item>& items);
-  void set_aside(int dir, const std::string& name, const std::string& why);
+  // Moves a refused entry into bad/ (or removes it); false when it can do
+  // neither (the entry is then skipped by later scans).
+  bool set_aside(int dir, const std::string& name, const std::string& why);
 
   const config::Config& config_;
   queue::Spool& spool_;

@@ -460,3 +460,28 @@ def test_a_maildrop_tern_cannot_use_is_a_warning_not_a_stop(installed, tmp_path)
         assert queue.returncode == 0
     finally:
         server.stop()
+
+
+def test_a_flood_of_temporary_files_with_future_times_never_hides_a_submission(installed, tmp_path):
+    """A local user fills the maildrop with more temporary files than one scan
+    reads, their times set far ahead: the pickup reads finished submissions
+    anyway (temporary files have a bound of their own) and ages the temporary
+    files by their change time, which their owner cannot set."""
+    server = make_server(tmp_path).start()  # makes the maildrop
+    server.stop()
+    folder = server.folder / "maildrop"
+    nobody = pwd.getpwnam("nobody")
+    for n in range(40_000):  # four scans' worth: most orders hide the submission from the old bound
+        p = folder / f".tmp.flood{n:05d}"
+        p.write_bytes(b"x")
+        os.chown(p, nobody.pw_uid, nobody.pw_gid)
+        os.utime(p, (4102444800, 4102444800))  # 2100-01-01
+    out = sendmail(installed, server, ["kate@example.test"], "Subject: through\n\nbody\n", user=True)
+    assert out.returncode == 0, out.stderr
+    server.start()
+    try:
+        [mail] = wait_for_maildir(server, "kate")
+        assert b"Subject: through" in mail.read_bytes()
+    finally:
+        server.stop()
+    assert len(list(folder.glob(".tmp.flood*"))) == 40_000  # fresh: left for their writers
