@@ -8,7 +8,7 @@ build=${1:-build-fuzz}
 seconds=${2:-20}
 mkdir -p fuzz/crashes
 status=0
-for target in fuzz_command fuzz_data fuzz_session fuzz_pipeline fuzz_reply fuzz_dkim; do
+for target in fuzz_command fuzz_data fuzz_session fuzz_pipeline fuzz_reply fuzz_dkim fuzz_http fuzz_maildrop; do
   work=$(mktemp -d)
   cp fuzz/seeds/${target#fuzz_}/* "$work"/ 2>/dev/null || true
   if "$build/$target" -max_total_time="$seconds" -max_len=4096 -artifact_prefix=fuzz/crashes/ \

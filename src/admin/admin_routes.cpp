@@ -144,9 +144,11 @@ net::awaitable<Response> AdminServer::api(const Request& request,
   if (path.size() == 2) {
     if (method != "GET") co_return not_allowed("GET");
     auto& spool = spool_;
-    auto messages = co_await off_loop(blocking_, [&spool] { return spool.list(); });
+    // Read and serialised off the loop: a large queue never stalls delivery.
+    auto body = co_await off_loop(
+        blocking_, [&spool] { return queue::json_text(queue::queue_json(spool.list())); });
     Response r;
-    r.body = queue::json_text(queue::queue_json(messages));
+    r.body = std::move(body);
     co_return r;
   }
   auto id = util::parse_uint(path[2]);

@@ -241,7 +241,10 @@ std::optional<Target> parse_target(std::string_view target) {
     auto eq = pair.find('=');
     auto key = percent_decode(pair.substr(0, eq), true);
     auto value = percent_decode(eq == std::string_view::npos ? "" : pair.substr(eq + 1), true);
-    if (!key || !value) return std::nullopt;
+    // A NUL reaches no lookup (an address, a Message-ID): 400, as in a path.
+    if (!key || !value || key->find('\0') != std::string::npos ||
+        value->find('\0') != std::string::npos)
+      return std::nullopt;
     if (!key->empty()) t.query.emplace(std::move(*key), std::move(*value));
     if (amp == std::string_view::npos) break;
     query = query.substr(amp + 1);

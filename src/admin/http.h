@@ -90,8 +90,8 @@ class RequestParser {
 
 // A request-target split into its path segments and query parameters, both
 // percent-decoded; nullopt for a target that is not an origin-form path or
-// whose path holds an empty, "." or ".." segment or a NUL, whatever the
-// encoding (RFC 3986 §3.3: such paths never reach a route).
+// whose path holds an empty, "." or ".." segment or a NUL (or whose query
+// holds a NUL), whatever the encoding (RFC 3986 §3.3: such paths never reach a route).
 struct Target {
   std::vector<std::string> segments;  // "/api/queue/7" → {"api", "queue", "7"}; "/" → {}
   std::map<std::string, std::string> query;
