@@ -209,6 +209,25 @@ std::optional<Envelope> PgSpool::find(std::uint64_t id) {
   }
 }
 
+bool PgSpool::was_picked_up(const std::string& name) {
+  try {
+    return reads_.run({sql::kWasPickedUp, {pg::text(owner_), pg::text(name)}, false}).rows() > 0;
+  } catch (const pg::ConnectionLost& e) {
+    throw SpoolUnavailable(e.what());
+  }
+}
+
+std::vector<std::string> PgSpool::picked_up_names() {
+  try {
+    auto r = reads_.run({sql::kPickedUpNames, {pg::text(owner_)}, false});
+    std::vector<std::string> names;
+    for (int i = 0; i < r.rows(); ++i) names.push_back(r.string(i, 0));
+    return names;
+  } catch (const pg::ConnectionLost& e) {
+    throw SpoolUnavailable(e.what());
+  }
+}
+
 std::optional<std::string> PgSpool::content(std::uint64_t id) {
   {
     std::lock_guard lock(leases_mu_);

@@ -589,6 +589,10 @@ void PgSpool::add_statements(std::vector<pg::Query>& q, const SpoolChange& chang
   }
   for (auto id : change.discard)
     q.push_back({sql::kDiscard, {pg::number(static_cast<std::int64_t>(id))}, false});
+  for (const auto& name : change.picked_up)
+    q.push_back({sql::kRecordPickup, {pg::text(owner_), pg::text(name)}, false});
+  for (const auto& name : change.forget_picked_up)
+    q.push_back({sql::kForgetPickup, {pg::text(owner_), pg::text(name)}, false});
 }
 
 net::awaitable<void> PgSpool::run_claim(Job& job) {

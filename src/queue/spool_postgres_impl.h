@@ -42,6 +42,9 @@ class PgSpool final : public Spool {
   CommitResult store_part(std::uint64_t id, std::uint32_t seq, std::string_view bytes) override;
   std::vector<Envelope> list() override;
   std::optional<log::QueueCounts> count_states() override;
+  bool keeps_pickup_records() const override { return true; }
+  bool was_picked_up(const std::string& name) override;
+  std::vector<std::string> picked_up_names() override;
   std::optional<Envelope> find(std::uint64_t id) override;
   std::optional<std::string> content(std::uint64_t id) override;
   void close() override;

@@ -99,8 +99,23 @@ inline constexpr const char* kSchemaV2[] = {
     "CREATE INDEX trail_sender ON trail (sender_key)",
     "CREATE INDEX trail_recipient ON trail (recipient_key)",
     "CREATE INDEX trail_time ON trail (time_ms)",
+    // sendmail's drop files a node's pickup queued (SpoolChange::picked_up),
+    // written in the commit of their messages: a crash before the file's
+    // unlink never queues it twice. Names are 128 random bits; per node, as
+    // each node has its own maildrop.
+    R"(CREATE TABLE pickups (
+         node text NOT NULL,
+         name text NOT NULL,
+         PRIMARY KEY (node, name)))",
     "UPDATE tern_schema SET version = 2",
 };
+
+// $1 node, $2 drop file name.
+inline constexpr const char* kRecordPickup =
+    "INSERT INTO pickups (node, name) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+inline constexpr const char* kForgetPickup = "DELETE FROM pickups WHERE node = $1 AND name = $2";
+inline constexpr const char* kWasPickedUp = "SELECT 1 FROM pickups WHERE node = $1 AND name = $2";
+inline constexpr const char* kPickedUpNames = "SELECT name FROM pickups WHERE node = $1";
 
 // A batch of trail events (arrays in step): $1 messages, $2 times, $3 events,
 // $4 Message-IDs, $5 senders, $6 recipients, $7 remote hosts, $8 replies,

@@ -21,6 +21,7 @@ import time
 import pytest
 
 from delivery_env import maildir_files, wait_for_maildir, wait_until
+from pgcluster import pg, tern_config  # noqa: F401 (fixture)
 from ternlib import TERN, TERN_USER, TernServer, base_config, make_traversable
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -485,3 +486,26 @@ def test_a_flood_of_temporary_files_with_future_times_never_hides_a_submission(i
     finally:
         server.stop()
     assert len(list(folder.glob(".tmp.flood*"))) == 40_000  # fresh: left for their writers
+
+
+def test_kill_9_after_the_pickup_commit_on_the_postgres_spool_queues_nothing_twice(installed, tmp_path, pg):
+    """The same crash on the cluster's spool: the drop file's name is recorded in
+    the commit of its message (table pickups), so the restarted node unlinks
+    the file instead of queueing it again."""
+    server = TernServer(tmp_path / "t", tern_config(pg.conninfo, extra=MAILBOXES, delivery=""))
+    server.start(env={"TERN_FAULT_PICKUP_AFTER_COMMIT": "1"})
+    out = sendmail(installed, server, ["kate@example.test"], "Subject: pgcrash\n\nbody\n")
+    assert out.returncode == 0, out.stderr
+    assert server.proc.wait(timeout=30) == -signal.SIGKILL
+    assert len(drop_files(server)) == 1, "killed between the commit and the removal"
+    assert pg.sql("SELECT count(*) FROM pickups").strip() == "1"
+    server.start()
+    try:
+        wait_for_maildir(server, "kate")
+        wait_until(lambda: drop_files(server) == [], what="the committed file removed")
+        wait_until(lambda: server.queue_json() == [], what="the queue emptied")
+        wait_until(lambda: pg.sql("SELECT count(*) FROM pickups").strip() == "0",
+                   what="the record forgotten once the file is gone")
+        assert subjects_in(server, "kate") == {"pgcrash": 1}
+    finally:
+        server.stop()

@@ -205,7 +205,7 @@ def test_trail_on_the_postgresql_spool(mta, pg, tmp_path):
     assert events(tern, relay_id, config=other.config) == full
 
     # A database of schema version 1 is migrated to 2 at start, under the lock.
-    pg.sql("DROP TABLE trail; UPDATE tern_schema SET version = 1; "
+    pg.sql("DROP TABLE trail; DROP TABLE pickups; UPDATE tern_schema SET version = 1; "
            "CREATE TABLE events (id bigserial PRIMARY KEY, kind text NOT NULL)")
     set_retention(tern, "1s")
     tern.start()
