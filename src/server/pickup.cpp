@@ -181,6 +181,44 @@ bool Pickup::scan_guarded() {
   }
 }
 
+// The folder's entries, at most kScanNames finished submissions (names) and
+// kScanNames temporary files (temps) apart, so that any number of temporary
+// files never takes the place of a finished one; true when names were left.
+bool Pickup::list(int dir, std::vector<std::string>& names, std::vector<std::string>& temps) {
+  int copy = ::dup(dir);
+  DIR* d = copy < 0 ? nullptr : ::fdopendir(copy);
+  if (!d) {
+    if (copy >= 0) ::close(copy);
+    throw std::runtime_error(std::string("cannot list: ") + std::strerror(errno));
+  }
+  ::rewinddir(d);
+  bool more = false;
+  while (const dirent* e = ::readdir(d)) {
+    std::string_view name = e->d_name;
+    if (name == "." || name == ".." || name == maildrop::kBadFolder) continue;
+    if (stuck_.count(std::string(name))) continue;
+    const bool temp = name.rfind(maildrop::kTempPrefix, 0) == 0;
+    if (temp ? temps.size() >= kScanNames : names.size() >= kScanNames) {
+      more = more || !temp;
+      continue;
+    }
+    (temp ? temps : names).emplace_back(name);
+  }
+  ::closedir(d);
+  return more;
+}
+
+// Temporary files left for a day, by their change time, which their owner
+// cannot set back (mtime can be).
+void Pickup::set_aside_stale(int dir, const std::vector<std::string>& temps) {
+  for (const auto& name : temps) {
+    struct stat st {};
+    if (::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        st.st_ctime + kStaleTemp < ::time(nullptr))
+      set_aside(dir, name, "a temporary file left for a day");
+  }
+}
+
 bool Pickup::scan() {
   util::Fd dir(
       ::open(config_.spool.maildrop.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
@@ -206,43 +244,14 @@ bool Pickup::scan() {
   }
   std::vector<std::string> names;
   std::vector<std::string> temps;  // maildrop::kTempPrefix…
-  bool more = false;
+  bool more = list(dir.get(), names, temps);
   // Files queued or set aside by this scan: another scan at once only when
   // it got somewhere (10000 fresh temporary files must not make it spin).
   std::size_t progress = 0;
-  {
-    int copy = ::dup(dir.get());
-    DIR* d = copy < 0 ? nullptr : ::fdopendir(copy);
-    if (!d) {
-      if (copy >= 0) ::close(copy);
-      throw std::runtime_error(std::string("cannot list: ") + std::strerror(errno));
-    }
-    ::rewinddir(d);
-    while (const dirent* e = ::readdir(d)) {
-      std::string_view name = e->d_name;
-      if (name == "." || name == ".." || name == maildrop::kBadFolder) continue;
-      if (stuck_.count(std::string(name))) continue;
-      // Temporary files (submissions being written) have their own bound:
-      // any number of them never takes the place of a finished submission.
-      const bool temp = name.rfind(maildrop::kTempPrefix, 0) == 0;
-      if (temp ? temps.size() >= kScanNames : names.size() >= kScanNames) {
-        more = more || !temp;
-        continue;
-      }
-      (temp ? temps : names).emplace_back(name);
-    }
-    ::closedir(d);
-  }
   std::sort(names.begin(), names.end());
   std::vector<Item> batch;
   std::size_t batch_bytes = 0;
-  for (const auto& name : temps) {
-    // Stale by its change time, which its owner cannot set back (mtime can be).
-    struct stat st {};
-    if (::fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-        st.st_ctime + kStaleTemp < ::time(nullptr))
-      set_aside(dir.get(), name, "a temporary file left for a day");
-  }
+  set_aside_stale(dir.get(), temps);
   for (const auto& name : names) {
     if (stopping_) break;
     if (!maildrop::valid_name(name)) {

@@ -44,6 +44,8 @@ class Pickup {
   // Blocking, on the pool; true when names are left for another scan now.
   bool scan();
   bool scan_guarded();
+  bool list(int dir, std::vector<std::string>& names, std::vector<std::string>& temps);
+  void set_aside_stale(int dir, const std::vector<std::string>& temps);
   struct Item;
   bool read_file(int dir, const std::string& name, Item& item, std::string& why);
   bool commit(int dir, std::vector<Item>& items);
