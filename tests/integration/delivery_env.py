@@ -12,7 +12,9 @@ retries after one second and gives up on silent peers after two.
         mta.send(tern, "chris@example.test", ["kate@fabrikam.test"])
         peer.wait_for_messages(1)
 """
+import errno
 import json
+import os
 import pathlib
 import re
 import smtplib
@@ -155,3 +157,22 @@ def tracking(server):
     import io
     rows = csv.reader(io.StringIO(server.log_text("message-tracking")))
     return [r for r in rows if r and not r[0].startswith("#")]
+
+
+def fill(folder):
+    """A ballast file that takes every free block of folder's file system."""
+    ballast = folder / "ballast"
+    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for size in (1 << 20, 1 << 12, 1):
+            chunk = b"\0" * size
+            try:
+                while True:
+                    os.write(fd, chunk)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC, e
+    finally:
+        os.close(fd)
+    st = os.statvfs(folder)
+    assert st.f_bavail == 0, "the ballast did not fill the file system"
+    return ballast

@@ -3,7 +3,6 @@ test puts one of tern's folders (the spool, the Maildirs, the logs) on a small
 tmpfs of its own and fills it with a ballast file: new mail is answered
 452 4.3.1, queued mail is deferred with a 4xx and delivered exactly once, and
 tern recovers by itself (no restart) once the ballast is removed."""
-import errno
 import os
 import pwd
 import re
@@ -13,7 +12,7 @@ import threading
 
 import pytest
 
-from delivery_env import tracking, wait_until
+from delivery_env import fill, tracking, wait_until
 import ternlib
 from ternlib import Client
 
@@ -41,25 +40,6 @@ def tmpfs():
     yield mount
     for folder in reversed(mounted):
         subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=30)
-
-
-def fill(folder):
-    """A ballast file that takes every free block of folder's file system."""
-    ballast = folder / "ballast"
-    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        for size in (1 << 20, 1 << 12, 1):
-            chunk = b"\0" * size
-            try:
-                while True:
-                    os.write(fd, chunk)
-            except OSError as e:
-                assert e.errno == errno.ENOSPC, e
-    finally:
-        os.close(fd)
-    st = os.statvfs(folder)
-    assert st.f_bavail == 0, "the ballast did not fill the file system"
-    return ballast
 
 
 def send(server, sender, recipient, subject, rcpt_param=""):

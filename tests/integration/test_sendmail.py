@@ -9,18 +9,16 @@ across kill -9 right after the pickup's commit; files other local users drop
 there (garbage, huge headers, links, FIFOs, unreadable files) are moved to
 bad/ and never stop the server; an ordinary user submits but cannot list or
 read the folder. These tests start tern serve as root: they fail without it."""
-import errno
 import os
 import pathlib
 import pwd
 import re
 import signal
 import subprocess
-import time
 
 import pytest
 
-from delivery_env import maildir_files, wait_for_maildir, wait_until
+from delivery_env import fill, maildir_files, wait_for_maildir, wait_until
 from pgcluster import pg, tern_config  # noqa: F401 (fixture)
 from ternlib import TERN, TERN_USER, TernServer, base_config, make_traversable
 
@@ -395,24 +393,6 @@ def test_an_ordinary_user_submits_but_cannot_list_or_read_the_maildrop(installed
     assert reading.returncode != 0 and b"secret" not in reading.stdout
     bad = subprocess.run(NOBODY + ["ls", str(drop / "bad")], capture_output=True, timeout=30)
     assert bad.returncode != 0
-
-
-def fill(folder):
-    """A ballast file that takes every free block of folder's file system."""
-    ballast = folder / "ballast"
-    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        for size in (1 << 20, 1 << 12, 1):
-            chunk = b"\0" * size
-            try:
-                while True:
-                    os.write(fd, chunk)
-            except OSError as e:
-                assert e.errno == errno.ENOSPC, e
-    finally:
-        os.close(fd)
-    assert os.statvfs(folder).f_bavail == 0, "the ballast did not fill the file system"
-    return ballast
 
 
 def test_a_full_maildrop_is_ex_tempfail_and_leaves_nothing_behind(installed, tmp_path):
